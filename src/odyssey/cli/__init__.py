@@ -1,0 +1,74 @@
+"""The ``odyssey`` command: thin Typer commands over the library.
+
+Each command group lives in its own module and registers itself with
+:func:`build_app`. Commands parse options, resolve a config, call one library
+function and render its result; they hold no logic of their own.
+
+Errors a user can cause (:class:`odyssey.errors.OdysseyError`) are printed as one
+line with a hint and exit code 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+from rich.console import Console
+
+from odyssey.errors import OdysseyError
+
+err_console = Console(stderr=True)
+
+# Command-group modules, each with a ``register(app)`` function.
+COMMAND_MODULES = ("corpus", "evaluate", "adapt")
+
+
+def build_app() -> typer.Typer:
+    import importlib
+
+    app = typer.Typer(
+        name="odyssey",
+        help="Will adapting a language model to your domain help, did it, why, and what to do about it.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"odyssey.cli.{name}").register(app)
+    return app
+
+
+def _fail(message: str, code: int) -> int:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return code
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI on ``argv``; return the exit code instead of exiting."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    if debug:
+        argv.remove("--debug")
+    app = build_app()
+    try:
+        result = app(args=argv, prog_name="odyssey", standalone_mode=False)
+        return int(result) if isinstance(result, int) else 0
+    except OdysseyError as e:
+        if debug:
+            raise
+        return _fail(str(e), 2)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        if debug:
+            raise
+        return _fail(e.format_message(), 2)
+    except click.exceptions.Abort:
+        return _fail("aborted", 130)
+    except KeyboardInterrupt:
+        return _fail("interrupted; rerun with --resume to continue where it stopped", 130)
+
+
+def main() -> None:
+    sys.exit(run())

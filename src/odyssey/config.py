@@ -1,0 +1,100 @@
+"""One way to build a configuration: defaults < YAML file < command line.
+
+Every stage has a pydantic model for its configuration. :func:`resolve` applies a
+YAML file and then dotted ``key=value`` overrides, touching only the fields the user
+actually set (so ``train.bf16=false`` overrides a ``true`` in the file), validates
+once and reports every problem in one error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from odyssey.errors import ConfigError
+from odyssey.io import atomic_write
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class StageConfig(BaseModel):
+    """Base for stage configs: unknown keys are errors (typos must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"train.lr=3e-4"`` -> ``(["train", "lr"], 0.0003)``; the value is parsed as YAML."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not key=value", "write it as section.key=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override {item!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def set_dotted(data: dict, keys: list[str], value: Any) -> None:
+    node = data
+    for k in keys[:-1]:
+        child = node.get(k)
+        if not isinstance(child, dict):
+            child = {}
+            node[k] = child
+        node = child
+    node[keys[-1]] = value
+
+
+def load_yaml(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML ({e})") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def resolve(
+    model: type[T],
+    yaml_path: str | os.PathLike | None = None,
+    overrides: list[str] | None = None,
+    values: dict[str, Any] | None = None,
+) -> T:
+    """Build ``model`` from defaults, then ``yaml_path``, then ``values`` (dotted keys
+    from typed CLI options; ``None`` means "not given"), then ``overrides``
+    (``key=value`` strings).
+
+    >>> cfg = resolve(AdaptConfig, "recipe.yaml", ["train.lr=1e-4"])
+    """
+    data: dict[str, Any] = load_yaml(yaml_path) if yaml_path else {}
+    for key, value in (values or {}).items():
+        if value is not None:
+            set_dotted(data, key.split("."), value)
+    for item in overrides or []:
+        keys, value = parse_override(item)
+        set_dotted(data, keys, value)
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in e.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from e
+
+
+def save_config(cfg: BaseModel, path: str | os.PathLike) -> None:
+    """Write the resolved config as plain YAML, atomically."""
+    with atomic_write(path) as f:
+        yaml.safe_dump(cfg.model_dump(mode="json"), f, sort_keys=False)

@@ -1,0 +1,62 @@
+"""Shared fixtures: tiny random-initialized models (Llama with a BPE trained on the fly,
+GPT-2 with GPT-2's real tokenizer) saved in HF layout, and small texts. Nothing is
+downloaded."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers import make_documents
+from odyssey.io import write_jsonl
+from odyssey.models.presets import build_model, llama_config
+from odyssey.models.tokenizer_train import train_bpe_tokenizer
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def documents() -> list[str]:
+    return make_documents(60, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory, documents):
+    """A 2-layer Llama (hidden 32) and a 400-token BPE, saved as safetensors."""
+    out = tmp_path_factory.mktemp("tiny-llama")
+    tok = train_bpe_tokenizer(documents, vocab_size=400, min_frequency=1, model_max_length=128)
+    model = build_model(llama_config("tiny", len(tok), eos_token_id=tok.eos_token_id), seed=0)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory):
+    """A 2-layer GPT-2 (n_embd 32) with GPT-2's real 50257-token tokenizer."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from odyssey.models.gpt2_tokenizer import gpt2_tokenizer
+
+    out = tmp_path_factory.mktemp("tiny-gpt2")
+    tok = gpt2_tokenizer()
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=128,
+                     bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id)
+    GPT2LMHeadModel(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(params=["llama", "gpt2"])
+def tiny_model_dir(request, tiny_llama_dir, tiny_gpt2_dir):
+    """Both architectures, for contract tests that must hold for any causal LM."""
+    return tiny_llama_dir if request.param == "llama" else tiny_gpt2_dir
+
+
+@pytest.fixture
+def text_corpus_file(tmp_path, documents):
+    """A JSONL file of the sample documents."""
+    path = tmp_path / "docs.jsonl"
+    write_jsonl(path, ({"text": t, "id": f"d{i}"} for i, t in enumerate(documents)))
+    return path
