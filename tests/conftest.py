@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import transformers
 
 from helpers import make_documents
 from odyssey.io import write_jsonl
@@ -13,6 +14,8 @@ from odyssey.models.presets import build_model, llama_config
 from odyssey.models.tokenizer_train import train_bpe_tokenizer
 
 torch.set_num_threads(1)
+transformers.utils.logging.disable_progress_bar()
+transformers.utils.logging.set_verbosity_error()
 
 
 @pytest.fixture(scope="session")
@@ -59,4 +62,33 @@ def text_corpus_file(tmp_path, documents):
     """A JSONL file of the sample documents."""
     path = tmp_path / "docs.jsonl"
     write_jsonl(path, ({"text": t, "id": f"d{i}"} for i, t in enumerate(documents)))
+    return path
+
+
+def write_corpus_dir(path, texts: list[str], ratios=(0.7, 0.15, 0.15)) -> None:
+    """A corpus directory in the store layout, written directly (no cleaning)."""
+    from odyssey.io import write_json
+
+    n = len(texts)
+    cut1, cut2 = int(n * ratios[0]), int(n * (ratios[0] + ratios[1]))
+    splits = {"train": texts[:cut1], "valid": texts[cut1:cut2], "test": texts[cut2:]}
+    for split, items in splits.items():
+        write_jsonl(path / split / "shard-00000.jsonl",
+                    ({"text": t, "id": f"{split}-{i}", "meta": {}} for i, t in enumerate(items)))
+    write_json(path / "manifest.json", {"name": path.name, "splits": {s: {"documents": len(v)} for s, v in splits.items()}})
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus_dir(tmp_path_factory, documents):
+    """A domain corpus (train/valid/test) of the sample documents."""
+    path = tmp_path_factory.mktemp("corpus") / "domain"
+    write_corpus_dir(path, documents)
+    return path
+
+
+@pytest.fixture(scope="session")
+def general_corpus_dir(tmp_path_factory):
+    """A second corpus, standing for general text."""
+    path = tmp_path_factory.mktemp("corpus") / "general"
+    write_corpus_dir(path, make_documents(30, seed=1))
     return path

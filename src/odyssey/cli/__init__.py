@@ -51,6 +51,7 @@ def run(argv: list[str] | None = None) -> int:
     if debug:
         argv.remove("--debug")
     app = build_app()
+    _quiet_libraries()
     try:
         result = app(args=argv, prog_name="odyssey", standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
@@ -68,6 +69,14 @@ def run(argv: list[str] | None = None) -> int:
         return _fail("aborted", 130)
     except KeyboardInterrupt:
         return _fail("interrupted; rerun with --resume to continue where it stopped", 130)
+
+
+def _quiet_libraries() -> None:
+    """odyssey shows its own progress; the libraries' per-file bars would bury it."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
 
 
 def main() -> None:

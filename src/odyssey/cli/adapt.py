@@ -1,9 +1,76 @@
-"""`odyssey adapt` commands."""
+"""`odyssey adapt`: continued pretraining of a causal LM on a domain."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from odyssey.adapt.config import AdaptConfig
+from odyssey.config import resolve
+
+console = Console()
+
+
+def adapt_command(
+    model: str = typer.Option(None, "--model", help="hub id, local path or odyssey run directory"),
+    data: str = typer.Option(None, "--data", help="corpus directory (odyssey corpus build) or text path"),
+    out: Path = typer.Option(None, "--out", help="run directory"),
+    general: str = typer.Option(None, "--general", help="general corpus whose valid split measures forgetting"),
+    config: Path = typer.Option(None, "--config", help="YAML file with an AdaptConfig"),
+    lr: float = typer.Option(None, "--lr", help="peak learning rate"),
+    epochs: float = typer.Option(None, "--epochs", help="passes over the training blocks"),
+    max_steps: int = typer.Option(None, "--max-steps", help="stop after this many optimizer steps"),
+    batch_size: int = typer.Option(None, "--batch-size", help="blocks per micro-batch per process"),
+    grad_accum: int = typer.Option(None, "--grad-accum", help="micro-batches per optimizer step"),
+    block_size: int = typer.Option(None, "--block-size", help="tokens per block"),
+    eval_every: int = typer.Option(None, "--eval-every", help="evaluate every N steps"),
+    save_every: int = typer.Option(None, "--save-every", help="checkpoint every N steps"),
+    precision: str = typer.Option(None, "--precision", help="auto, no, bf16 or fp16"),
+    seed: int = typer.Option(None, "--seed"),
+    report_to: list[str] = typer.Option(None, "--report-to", help="tensorboard and/or mlflow"),
+    resume: bool = typer.Option(None, "--resume/--no-resume", help="continue from the newest checkpoint"),
+    overwrite: bool = typer.Option(None, "--overwrite", help="start over, deleting the run in --out"),
+    allow_pickle: bool = typer.Option(None, "--allow-pickle", help="allow non-safetensors weights"),
+    trust_remote_code: bool = typer.Option(None, "--trust-remote-code"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    overrides: list[str] = typer.Argument(None, help="dotted key=value overrides, e.g. optim.weight_decay=0.1"),
+) -> None:
+    """Adapt a model to a domain; evaluate it before, during and after."""
+    from odyssey.adapt.loop import adapt
+
+    cfg = resolve(AdaptConfig, config, overrides, values={
+        "model": model, "data": data, "out": str(out) if out else None, "general": general,
+        "optim.lr": lr, "train.epochs": epochs, "train.max_steps": max_steps, "train.batch_size": batch_size,
+        "train.grad_accum": grad_accum, "train.block_size": block_size, "eval_every": eval_every,
+        "save_every": save_every, "train.precision": precision, "train.seed": seed,
+        "report_to": report_to or None, "resume": resume, "overwrite": overwrite,
+        "allow_pickle": allow_pickle, "trust_remote_code": trust_remote_code,
+    })
+    result = adapt(cfg, progress=not as_json)
+    if as_json:
+        print(json.dumps(result.to_dict()))
+        return
+    render_result(result)
+
+
+def render_result(result) -> None:
+    table = Table(title=f"{result.out_dir}: {result.steps} steps, {result.tokens:,} tokens, {result.seconds:.1f} s")
+    for col in ("eval set", "ppl before", "ppl after", "change", "bits/byte before", "bits/byte after"):
+        table.add_column(col, justify="right" if col != "eval set" else "left")
+    for split, ev in result.evals.items():
+        b, a = ev.get("before"), ev.get("after")
+        if not (b and a):
+            continue
+        change = 100 * (a["perplexity"] / b["perplexity"] - 1)
+        table.add_row(split, f"{b['perplexity']:.3f}", f"{a['perplexity']:.3f}", f"{change:+.2f}%",
+                      f"{b['bits_per_byte']:.4f}", f"{a['bits_per_byte']:.4f}")
+    console.print(table)
+    console.print(f"model saved to {Path(result.out_dir) / 'model'}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app`."""
+    app.command("adapt", context_settings={"allow_extra_args": False})(adapt_command)

@@ -1,0 +1,274 @@
+"""Continued pretraining with the causal-LM objective, on accelerate.
+
+One loop for every run (adapt, pretrain, later the mitigations): ``setup`` builds
+the pieces, ``fit`` trains, ``validate`` measures. The learning rate and the data
+order are pure functions of the step (:mod:`odyssey.adapt.schedule`), so resuming
+from a checkpoint restores only weights, optimizer state, RNG and counters, and
+ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from odyssey.adapt.checkpoint import (
+    TrainState,
+    find_resume_point,
+    load_training_state,
+    remove_run,
+    save_checkpoint,
+)
+from odyssey.adapt.config import AdaptConfig
+from odyssey.adapt.schedule import block_indices, lr_at, steps_for
+from odyssey.adapt.tracking import MetricsLog, read_metrics
+from odyssey.blocks import pack_documents
+from odyssey.config import load_yaml, save_config
+from odyssey.corpora.store import is_corpus_dir, iter_split, load_documents, parse_data_spec
+from odyssey.errors import ConfigError, TrainingError
+from odyssey.io import read_json, write_json
+from odyssey.models import check_tokenizer_fits, load_model, load_tokenizer, max_context
+
+
+@dataclass
+class AdaptResult:
+    """What a finished run reports (also saved as ``result.json``)."""
+
+    out_dir: str
+    steps: int
+    tokens: int
+    seconds: float
+    block_size: int
+    evals: dict = field(default_factory=dict)  # split -> {"before": summary, "after": summary}
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Run:
+    """Everything ``fit`` needs, built by ``setup``."""
+
+    cfg: AdaptConfig
+    out: Path
+    accelerator: object
+    model: torch.nn.Module
+    tokenizer: object
+    optimizer: torch.optim.Optimizer
+    blocks: np.ndarray
+    eval_sets: dict[str, list[dict]]
+    total_steps: int
+    warmup_steps: int
+    state: TrainState
+    log: MetricsLog
+
+
+def adapt(config: AdaptConfig, *, accelerator=None, progress: bool = True) -> AdaptResult:
+    """Adapt ``config.model`` to ``config.data`` and return before/after figures.
+
+    >>> cfg = resolve(AdaptConfig, overrides=["model=gpt2", "data=corpora/legal", "out=runs/legal"])
+    >>> adapt(cfg).evals["valid"]["after"]["perplexity"]
+    """
+    out = Path(config.out)
+    if config.resume and (out / "result.json").is_file():
+        return AdaptResult(**read_json(out / "result.json"))  # finished runs are not redone
+    run = setup(config, accelerator)
+    try:
+        fit(run, progress=progress)
+        return finish(run)
+    except torch.OutOfMemoryError as e:
+        raise TrainingError("out of memory", "lower train.batch_size or train.block_size, "
+                            "or raise train.grad_accum") from e
+    finally:
+        run.log.close()
+
+
+def _make_accelerator(cfg: AdaptConfig):
+    from accelerate import Accelerator
+
+    cuda = torch.cuda.is_available() and cfg.train.device != "cpu"
+    if cfg.train.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device=cuda but no CUDA device is available")
+    precision = cfg.train.precision
+    if precision == "auto":
+        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "no"
+    if precision != "no" and not cuda and precision == "fp16":
+        raise ConfigError("fp16 autocast needs a GPU", "use train.precision=bf16 or no on CPU")
+    return Accelerator(cpu=not cuda, mixed_precision=precision, log_with=cfg.report_to or None,
+                       project_dir=cfg.out)
+
+
+def _check_existing(cfg: AdaptConfig, out: Path) -> None:
+    exists = (out / "config.yaml").is_file() or (out / "checkpoint").is_dir()
+    if exists and cfg.overwrite:
+        remove_run(out)
+    elif exists and not cfg.resume:
+        raise ConfigError(f"{out} already holds a run", "pass --resume to continue it or --overwrite to start over")
+    elif exists and (out / "config.yaml").is_file():
+        before = load_yaml(out / "config.yaml")
+        now = cfg.model_dump(mode="json")
+        changed = [k for k in now if k not in cfg.RESUMABLE_CHANGES and now[k] != before.get(k)]
+        if changed:
+            raise ConfigError(f"cannot resume {out}: {', '.join(changed)} differ from the saved config.yaml",
+                              "resume with the same settings, or start a new run directory")
+
+
+def _load_eval_sets(cfg: AdaptConfig) -> dict[str, list[dict]]:
+    sets: dict[str, list[dict]] = {}
+    path, _ = parse_data_spec(cfg.data)
+    if is_corpus_dir(path) and any((path / "valid").glob("shard-*.jsonl")):
+        sets["valid"] = list(iter_split(path, "valid"))
+    if cfg.general:
+        sets["general"] = load_documents(cfg.general, default_split="valid")
+    return sets
+
+
+def setup(cfg: AdaptConfig, accelerator=None) -> Run:
+    """Load the model, tokenizer and data; restore a checkpoint when resuming."""
+    from accelerate.utils import set_seed
+
+    out = Path(cfg.out)
+    _check_existing(cfg, out)
+    accelerator = accelerator or _make_accelerator(cfg)
+    set_seed(cfg.train.seed)
+    resume_from = find_resume_point(out) if cfg.resume else None
+    tokenizer = load_tokenizer(cfg.tokenizer or cfg.model, revision=cfg.revision,
+                               trust_remote_code=cfg.trust_remote_code)
+    model = load_model(resume_from or cfg.model, revision=None if resume_from else cfg.revision,
+                       allow_pickle=cfg.allow_pickle, trust_remote_code=cfg.trust_remote_code)
+    check_tokenizer_fits(model, tokenizer)
+    block_size = cfg.train.block_size or min(max_context(model), 512)
+    if block_size > max_context(model):
+        raise ConfigError(f"train.block_size={block_size} exceeds the model's context of {max_context(model)}")
+    train_docs = load_documents(cfg.data, default_split="train")
+    with accelerator.main_process_first():
+        blocks = pack_documents(train_docs, tokenizer, block_size)
+    global_batch = cfg.train.batch_size * accelerator.num_processes * cfg.train.grad_accum
+    total = cfg.train.max_steps or steps_for(cfg.train.epochs, len(blocks), global_batch)
+    warmup = cfg.schedule.warmup_steps
+    warmup = round(cfg.schedule.warmup_ratio * total) if warmup is None else warmup
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
+                                  eps=cfg.optim.eps, weight_decay=cfg.optim.weight_decay,
+                                  fused=accelerator.device.type == "cuda")
+    model, optimizer = accelerator.prepare(model, optimizer)
+    state = load_training_state(resume_from, accelerator, optimizer) if resume_from else TrainState()
+    log = MetricsLog(out, accelerator, cfg.report_to, cfg.model_dump(mode="json"))
+    log.truncate_after(state.step)
+    if accelerator.is_main_process:
+        save_config(cfg, out / "config.yaml")
+    return Run(cfg, out, accelerator, model, tokenizer, optimizer, blocks, _load_eval_sets(cfg),
+               total, warmup, state, log)
+
+
+def validate(run: Run) -> dict[str, dict]:
+    """Evaluate on every eval set (main process); log and return the summaries."""
+    from odyssey.evaluate.config import EvalConfig
+    from odyssey.evaluate.run import evaluate_documents
+
+    acc, results = run.accelerator, {}
+    if acc.is_main_process:
+        base = run.cfg.eval.model_dump()
+        base["context_length"] = base["context_length"] or run.blocks.shape[1]
+        base["device"] = str(acc.device)
+        ecfg = EvalConfig(**base)
+        model = acc.unwrap_model(run.model)
+        for split, docs in run.eval_sets.items():
+            summary = evaluate_documents(model, run.tokenizer, docs, ecfg).summary()
+            results[split] = summary
+            row = {"kind": "eval", "split": split, "step": run.state.step, "tokens_seen": run.state.tokens,
+                   "loss": summary["nll_sum"] / max(1, summary["tokens"]), **summary}
+            run.log.log(row)
+    acc.wait_for_everyone()
+    return results
+
+
+def _train_step(run: Run, step: int) -> tuple[float, float | None]:
+    """One optimizer step over ``grad_accum`` micro-batches; return (loss, grad norm)."""
+    cfg, acc, model = run.cfg, run.accelerator, run.model
+    lr = lr_at(step, base_lr=cfg.optim.lr, total_steps=run.total_steps, warmup_steps=run.warmup_steps,
+               kind=cfg.schedule.kind, min_lr_ratio=cfg.schedule.min_lr_ratio)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    total = torch.zeros((), device=acc.device)
+    accum = cfg.train.grad_accum
+    for micro in range(accum):
+        idx = block_indices(step, micro, rank=acc.process_index, world_size=acc.num_processes,
+                            micro_batch=cfg.train.batch_size, grad_accum=accum,
+                            n_blocks=len(run.blocks), seed=cfg.train.seed)
+        batch = torch.from_numpy(np.asarray(run.blocks[np.sort(idx)], dtype=np.int64)).to(acc.device)
+        # Gradients are all-reduced only on the last micro-batch (no_sync before it).
+        sync = contextlib.nullcontext() if micro == accum - 1 else acc.no_sync(model)
+        with sync, acc.autocast():
+            loss = model(input_ids=batch, labels=batch).loss / accum
+            acc.backward(loss)
+        total += loss.detach()
+    # The mean over processes decides for all of them, so no process stops alone.
+    loss_value = acc.reduce(total, reduction="mean").item()
+    if not math.isfinite(loss_value):
+        raise TrainingError(f"the loss became {loss_value} at step {step + 1}",
+                            "lower optim.lr or use train.precision=no; the last checkpoint is kept "
+                            "and --resume continues from it")
+    grad_norm = None
+    if cfg.optim.max_grad_norm:
+        grad_norm = float(acc.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm))
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return loss_value, grad_norm
+
+
+def fit(run: Run, progress: bool = True) -> None:
+    """Train from ``run.state.step`` to ``run.total_steps``, evaluating and saving on schedule."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    cfg, acc, state = run.cfg, run.accelerator, run.state
+    if state.step == 0:
+        validate(run)
+    tokens_per_step = cfg.train.batch_size * acc.num_processes * cfg.train.grad_accum * run.blocks.shape[1]
+    bar = Progress(TextColumn("adapt"), BarColumn(), TextColumn("{task.completed}/{task.total} steps {task.fields[loss]}"),
+                   TimeRemainingColumn(), disable=not (progress and acc.is_main_process), transient=True)
+    with bar:
+        task = bar.add_task("adapt", total=run.total_steps, completed=state.step, loss="")
+        while state.step < run.total_steps:
+            t0 = time.perf_counter()
+            loss, grad_norm = _train_step(run, state.step)
+            state.step += 1
+            state.tokens += tokens_per_step
+            state.seconds += time.perf_counter() - t0
+            bar.update(task, advance=1, loss=f"loss {loss:.3f}")
+            if state.step % cfg.log_every == 0 or state.step == run.total_steps:
+                run.log.log({"kind": "train", "step": state.step, "tokens_seen": state.tokens, "loss": loss,
+                             "grad_norm": grad_norm, "lr": run.optimizer.param_groups[0]["lr"],
+                             "seconds": round(state.seconds, 3)})
+            if cfg.eval_every and state.step % cfg.eval_every == 0 and state.step < run.total_steps:
+                validate(run)
+            if cfg.save_every and state.step % cfg.save_every == 0 and state.step < run.total_steps:
+                save_checkpoint(run.out, acc, run.model, run.optimizer, run.tokenizer, state, cfg.keep_checkpoints)
+
+
+def finish(run: Run) -> AdaptResult:
+    """Final evaluation and checkpoint, the plain HF model in ``OUT/model``, ``result.json``."""
+    acc, state = run.accelerator, run.state
+    after = validate(run)
+    save_checkpoint(run.out, acc, run.model, run.optimizer, run.tokenizer, state, run.cfg.keep_checkpoints)
+    before = {r["split"]: r for r in read_metrics(run.out) if r["kind"] == "eval" and r["step"] == 0}
+    evals = {split: {"before": before.get(split), "after": after.get(split)} for split in after}
+    result = AdaptResult(str(run.out), state.step, state.tokens, round(state.seconds, 3),
+                         int(run.blocks.shape[1]), evals)
+    state_dict = acc.get_state_dict(run.model)  # a collective under FSDP/DeepSpeed: every process calls it
+    if acc.is_main_process:
+        tmp, final = run.out / "model.tmp", run.out / "model"
+        shutil.rmtree(tmp, ignore_errors=True)
+        acc.unwrap_model(run.model).save_pretrained(tmp, state_dict=state_dict)
+        run.tokenizer.save_pretrained(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        write_json(run.out / "result.json", result.to_dict())
+    acc.wait_for_everyone()
+    return result
