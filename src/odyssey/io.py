@@ -120,3 +120,10 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def odyssey_home() -> Path:
+    """Where odyssey keeps built worlds, caches and the base run: ``$ODYSSEY_HOME``,
+    else ``~/.cache/odyssey``."""
+    home = os.environ.get("ODYSSEY_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".cache" / "odyssey"

@@ -20,12 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from odyssey.errors import DataError
-from odyssey.io import atomic_write
+from odyssey.io import atomic_write, odyssey_home
 
 
 def default_cache_dir() -> Path:
-    home = os.environ.get("ODYSSEY_HOME")
-    return Path(home) / "cache" / "blocks" if home else Path.home() / ".cache" / "odyssey" / "blocks"
+    return odyssey_home() / "cache" / "blocks"
 
 
 def tokenizer_fingerprint(tokenizer) -> str:

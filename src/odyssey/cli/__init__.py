@@ -21,7 +21,7 @@ from odyssey.errors import OdysseyError
 err_console = Console(stderr=True)
 
 # Command-group modules, each with a ``register(app)`` function.
-COMMAND_MODULES = ("corpus", "evaluate", "adapt")
+COMMAND_MODULES = ("corpus", "evaluate", "adapt", "world", "study")
 
 
 def build_app() -> typer.Typer:
