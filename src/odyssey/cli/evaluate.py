@@ -1,9 +1,83 @@
-"""`odyssey evaluate` commands."""
+"""`odyssey evaluate`: perplexity and bits per byte of a model on held-out text."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from odyssey.config import resolve
+from odyssey.evaluate.config import EvalConfig
+
+console = Console()
+
+
+def _help(name: str) -> str:
+    """A flag's help is its config field's description (one text, one place)."""
+    return EvalConfig.model_fields[name].description
+
+
+def evaluate_command(
+    model: str = typer.Option(None, "--model", help="hub id, local path or odyssey run directory"),
+    data: str = typer.Option(None, "--data", help="CORPUS[:split] (default split test) or a .txt/.jsonl path"),
+    out: Path = typer.Option(None, "--out", help="directory for eval.json and tokens.safetensors"),
+    config: Path = typer.Option(None, "--config", help="YAML file with an EvalConfig"),
+    context_length: int = typer.Option(None, "--context-length", help=_help("context_length")),
+    stride: int = typer.Option(None, "--stride", help=_help("stride")),
+    batch_size: int = typer.Option(None, "--batch-size", help=_help("batch_size")),
+    max_documents: int = typer.Option(None, "--max-documents", help=_help("max_documents")),
+    max_tokens: int = typer.Option(None, "--max-tokens", help=_help("max_tokens")),
+    dtype: str = typer.Option(None, "--dtype", help=_help("dtype")),
+    device: str = typer.Option(None, "--device", help=_help("device")),
+    progress: bool = typer.Option(None, "--progress/--no-progress", help="show a progress bar on stderr"),
+    revision: str = typer.Option(None, "--revision", help="model revision (branch, tag or commit) on the hub"),
+    allow_pickle: bool = typer.Option(False, "--allow-pickle", help="allow non-safetensors weights"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="run the model repo's own code"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object on stdout"),
+    overrides: list[str] = typer.Argument(None, help="EvalConfig key=value overrides, e.g. batch_size=16"),
+) -> None:
+    """Per-token NLLs with sliding windows: perplexity and bits per byte."""
+    from odyssey.errors import ConfigError
+    from odyssey.evaluate.metrics import finite_or_none
+    from odyssey.evaluate.run import evaluate
+
+    missing = [flag for flag, v in (("--model", model), ("--data", data)) if not v]
+    if missing:  # checked here: typer's own "missing option" error escapes the CLI's handler
+        raise ConfigError(f"{' and '.join(missing)} required",
+                          "odyssey evaluate --model M --data CORPUS[:split]")
+    cfg = resolve(EvalConfig, config, overrides, values={
+        "context_length": context_length, "stride": stride, "batch_size": batch_size,
+        "max_documents": max_documents, "max_tokens": max_tokens, "dtype": dtype, "device": device,
+        "progress": progress,
+    })
+    result = evaluate(model, data, cfg, out_dir=out, revision=revision, allow_pickle=allow_pickle,
+                      trust_remote_code=trust_remote_code)
+    if as_json:
+        summary = {k: finite_or_none(v) if isinstance(v, float) else v for k, v in result.summary().items()}
+        print(json.dumps({**summary, "model": result.model, "data": result.data,
+                          "out": str(out) if out else None}))
+        return
+    render_result(result, out)
+
+
+def render_result(result, out: Path | None = None) -> None:
+    table = Table(title=f"{result.model} on {result.data}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("perplexity", f"{result.perplexity:.4f}")
+    table.add_row("bits/byte", f"{result.bits_per_byte:.4f}")
+    table.add_row("tokens", f"{result.tokens:,}")
+    table.add_row("bytes", f"{result.bytes:,}")
+    table.add_row("documents", f"{result.documents:,}")
+    table.add_row("window", f"context {result.context_length}, stride {result.stride}")
+    console.print(table)
+    if out:
+        console.print(f"per-token NLLs saved to {out}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
+    app.command("evaluate")(evaluate_command)
