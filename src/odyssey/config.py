@@ -66,19 +66,28 @@ def load_yaml(path: str | os.PathLike) -> dict:
     return data
 
 
+def deep_merge(low: dict, high: dict) -> dict:
+    """``high`` over ``low``, merging nested mappings key by key."""
+    out = dict(low)
+    for k, v in high.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def resolve(
     model: type[T],
     yaml_path: str | os.PathLike | None = None,
     overrides: list[str] | None = None,
     values: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
 ) -> T:
-    """Build ``model`` from defaults, then ``yaml_path``, then ``values`` (dotted keys
+    """Build ``model`` from defaults, then ``base`` (a preset's values), then ``yaml_path``, then ``values`` (dotted keys
     from typed CLI options; ``None`` means "not given"), then ``overrides``
     (``key=value`` strings).
 
     >>> cfg = resolve(AdaptConfig, "recipe.yaml", ["train.lr=1e-4"])
     """
-    data: dict[str, Any] = load_yaml(yaml_path) if yaml_path else {}
+    data: dict[str, Any] = deep_merge(base or {}, load_yaml(yaml_path) if yaml_path else {})
     for key, value in (values or {}).items():
         if value is not None:
             set_dotted(data, key.split("."), value)

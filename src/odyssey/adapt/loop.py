@@ -160,7 +160,7 @@ def setup(cfg: AdaptConfig, accelerator=None) -> Run:
     model, optimizer = accelerator.prepare(model, optimizer)
     state = load_training_state(resume_from, accelerator, optimizer) if resume_from else TrainState()
     log = MetricsLog(out, accelerator, cfg.report_to, cfg.model_dump(mode="json"))
-    log.truncate_after(state.step)
+    log.truncate_after(state.step if resume_from else -1)  # a fresh start keeps no old lines
     if accelerator.is_main_process:
         save_config(cfg, out / "config.yaml")
     return Run(cfg, out, accelerator, model, tokenizer, optimizer, blocks, _load_eval_sets(cfg),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 from rich.console import Console
 
@@ -59,14 +58,18 @@ def run(argv: list[str] | None = None) -> int:
         if debug:
             raise
         return _fail(str(e), 2)
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         return e.exit_code
-    except click.ClickException as e:
-        if debug:
-            raise
-        return _fail(e.format_message(), 2)
-    except click.exceptions.Abort:
+    except typer.Abort:
         return _fail("aborted", 130)
+    except Exception as e:
+        # Usage errors (unknown option, bad value): typer raises its own vendored click
+        # exceptions, so recognize them by their interface rather than their class.
+        if debug or not (hasattr(e, "format_message") and hasattr(e, "exit_code")):
+            raise
+        if type(e).__name__ == "NoArgsIsHelpError":  # `odyssey` alone: the help was shown
+            return 0
+        return _fail(e.format_message(), 2)
     except KeyboardInterrupt:
         return _fail("interrupted; rerun with --resume to continue where it stopped", 130)
 

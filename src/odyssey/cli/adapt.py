@@ -72,5 +72,40 @@ def render_result(result) -> None:
     console.print(f"model saved to {Path(result.out_dir) / 'model'}")
 
 
+def pretrain_command(
+    preset: str = typer.Option(None, "--preset", help="model shape and recipe (default: the shipped base's)"),
+    data: str = typer.Option(None, "--data", help="training corpus (default: the default world's general corpus)"),
+    out: Path = typer.Option(None, "--out", help="run directory (default: $ODYSSEY_HOME/base)"),
+    config: Path = typer.Option(None, "--config", help="YAML file with a PretrainConfig"),
+    vocab_size: int = typer.Option(None, "--vocab-size", help="BPE vocabulary size"),
+    epochs: float = typer.Option(None, "--epochs"),
+    max_steps: int = typer.Option(None, "--max-steps"),
+    resume: bool = typer.Option(None, "--resume/--no-resume", help="continue from the newest checkpoint"),
+    overwrite: bool = typer.Option(None, "--overwrite", help="start over"),
+    export: Path = typer.Option(None, "--export", help="also copy the model here in fp16 (how the base is shipped)"),
+    overrides: list[str] = typer.Argument(None, help="dotted key=value overrides"),
+) -> None:
+    """Pretrain a base model from scratch (tokenizer, random init, the adapt loop)."""
+    from odyssey.adapt.pretrain import (
+        RECIPES,
+        PretrainConfig,
+        default_pretrain_paths,
+        export_model,
+        pretrain,
+    )
+
+    name = preset or "default"
+    data_default, out_default = default_pretrain_paths() if not (data and out) else (None, None)
+    cfg = resolve(PretrainConfig, config, overrides, base=RECIPES.get(name, {"preset": name}), values={
+        "preset": preset, "data": data or data_default, "out": str(out or out_default), "vocab_size": vocab_size,
+        "train.epochs": epochs, "train.max_steps": max_steps, "resume": resume, "overwrite": overwrite,
+    })
+    result = pretrain(cfg)
+    render_result(result)
+    if export:
+        console.print(f"exported to {export_model(cfg.out, export)}")
+
+
 def register(app: typer.Typer) -> None:
-    app.command("adapt", context_settings={"allow_extra_args": False})(adapt_command)
+    app.command("adapt")(adapt_command)
+    app.command("pretrain")(pretrain_command)

@@ -1,0 +1,148 @@
+"""`odyssey pretrain`: train a small base model from scratch with the adapt loop.
+
+1. Train a byte-level BPE on the training split (or reuse a given tokenizer).
+2. Build a randomly initialized Llama-style model from a preset; save it to
+   ``OUT/init`` (HF layout), so the run is an ordinary adapt run starting there.
+3. Run :func:`odyssey.adapt.loop.adapt` into ``OUT``.
+4. Write ``OUT/provenance.json``: the command, data hashes, tokens seen, final valid
+   loss, perplexity and bits per byte, software versions.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+from pydantic import Field
+
+from odyssey.adapt.config import AdaptConfig
+from odyssey.adapt.loop import AdaptResult, adapt
+from odyssey.corpora.store import is_corpus_dir, iter_split, parse_data_spec, read_manifest
+from odyssey.io import odyssey_home, read_json, write_json
+from odyssey.models.presets import build_model, llama_config
+from odyssey.models.tokenizer_train import train_bpe_tokenizer
+
+
+class PretrainConfig(AdaptConfig):
+    """An adapt run that starts from a fresh model of a preset shape."""
+
+    model: str = Field("", description="unused: the model is built from `preset`")
+    preset: str = Field("default", description="model shape (odyssey.models.presets.PRESETS)")
+    vocab_size: int = Field(8192, ge=256, description="BPE vocabulary size when training a tokenizer")
+    init_seed: int = Field(0, description="seed of the random initialization")
+
+
+# The recipe of the shipped default base model (`odyssey pretrain --preset default`).
+RECIPES: dict[str, dict] = {
+    "default": dict(
+        preset="default", vocab_size=8192,
+        train=dict(block_size=256, batch_size=16, epochs=4.0, seed=0),
+        optim=dict(lr=2e-3, weight_decay=0.1, beta2=0.95),
+        schedule=dict(kind="cosine", warmup_ratio=0.02, min_lr_ratio=0.1),
+        eval=dict(max_tokens=100_000, batch_size=16),
+        eval_every=500, save_every=250, log_every=25,
+    ),
+}
+
+
+def _train_texts(data: str) -> list[str]:
+    path, _ = parse_data_spec(data)
+    docs = iter_split(path, "train") if is_corpus_dir(path) else None
+    if docs is None:
+        from odyssey.corpora.store import load_documents
+
+        docs = load_documents(data)
+    return [d["text"] for d in docs]
+
+
+def make_initial_model(cfg: PretrainConfig, init_dir: Path) -> None:
+    """Tokenizer + random model in ``init_dir`` (written to ``.tmp``, then renamed)."""
+    if (init_dir / "config.json").is_file():
+        return  # resuming: the initial model is part of the run
+    if cfg.tokenizer:
+        from odyssey.models import load_tokenizer
+
+        tok = load_tokenizer(cfg.tokenizer)
+    else:
+        tok = train_bpe_tokenizer(_train_texts(cfg.data), vocab_size=cfg.vocab_size)
+    config = llama_config(cfg.preset, len(tok), eos_token_id=tok.eos_token_id)
+    tok.model_max_length = config.max_position_embeddings
+    model = build_model(config, seed=cfg.init_seed)
+    tmp = init_dir.with_name(init_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    tmp.rename(init_dir)
+
+
+def pretrain(cfg: PretrainConfig, *, progress: bool = True) -> AdaptResult:
+    """Pretrain a base model; ``OUT/model`` is the result, ``OUT/provenance.json`` its record.
+
+    >>> pretrain(resolve(PretrainConfig, overrides=["data=world/general", "out=runs/base"]))
+    """
+    out = Path(cfg.out)
+    if cfg.overwrite:
+        shutil.rmtree(out / "init", ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    make_initial_model(cfg, out / "init")
+    run_cfg = AdaptConfig(**{**cfg.model_dump(exclude={"preset", "vocab_size", "init_seed"}),
+                             "model": str(out / "init"), "tokenizer": None})
+    result = adapt(run_cfg, progress=progress)
+    write_provenance(cfg, result)
+    return result
+
+
+def write_provenance(cfg: PretrainConfig, result: AdaptResult) -> None:
+    import torch
+    import transformers
+
+    from odyssey import __version__
+
+    path, _ = parse_data_spec(cfg.data)
+    data = {"path": str(path)}
+    if is_corpus_dir(path):
+        manifest = read_manifest(path)
+        data.update(name=manifest.get("name"), splits={k: {"sha256": v.get("sha256"), "documents": v.get("documents"),
+                                                          "bytes": v.get("bytes")} for k, v in manifest["splits"].items()})
+    valid = (result.evals.get("valid") or {}).get("after") or {}
+    write_json(Path(cfg.out) / "provenance.json", {
+        "command": "odyssey " + " ".join(sys.argv[1:]) if sys.argv and "odyssey" in sys.argv[0] else None,
+        "config": cfg.model_dump(mode="json"),
+        "data": data,
+        "steps": result.steps, "tokens_seen": result.tokens, "train_seconds": result.seconds,
+        "final_valid": {k: valid.get(k) for k in ("perplexity", "bits_per_byte", "tokens", "bytes")}
+        | {"loss": (valid["nll_sum"] / valid["tokens"]) if valid else None},
+        "software": {"odyssey": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+                     "python": platform.python_version()},
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})",
+    })
+
+
+def export_model(run_dir: str | Path, dest: str | Path, dtype: str = "float16") -> Path:
+    """Copy ``RUN/model`` to ``dest`` with weights cast to ``dtype`` (to ship it small),
+    plus the run's provenance."""
+    from odyssey.models import load_model, load_tokenizer
+
+    run_dir, dest = Path(run_dir), Path(dest)
+    model = load_model(run_dir / "model", dtype=dtype)
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    load_tokenizer(run_dir / "model").save_pretrained(tmp)
+    if (run_dir / "provenance.json").is_file():
+        prov = read_json(run_dir / "provenance.json")
+        prov["exported_dtype"] = dtype
+        write_json(tmp / "provenance.json", prov)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest
+
+
+def default_pretrain_paths() -> tuple[str, str]:
+    """The default world's general corpus (built if missing) and ``$ODYSSEY_HOME/base``."""
+    from odyssey.corpora.world import build_world
+
+    world = build_world()
+    return world["general"]["dir"], str(odyssey_home() / "base")

@@ -1,0 +1,61 @@
+"""`odyssey study` and `odyssey report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from odyssey.config import resolve
+from odyssey.study.config import StudyConfig
+
+console = Console()
+
+
+def study_command(
+    config: Path = typer.Option(None, "--config", help="study YAML: model, general, domains, recipe"),
+    out: Path = typer.Option(None, "--out", help="study directory (default: studies/default)"),
+    model: str = typer.Option(None, "--model", help="model to adapt (default: the shipped base model)"),
+    only: list[str] = typer.Option(None, "--only", help="run only this domain (repeatable)"),
+    overrides: list[str] = typer.Argument(None, help="dotted key=value overrides, e.g. recipe.optim.lr=1e-4"),
+) -> None:
+    """Evaluate, adapt one epoch and evaluate again on every domain; write results and a report."""
+    from odyssey.study.runner import run_study
+
+    cfg = resolve(StudyConfig, config, overrides, values={
+        "out": str(out) if out else None, "model": model, "only": only or None})
+    results = run_study(cfg)
+    render_results(results)
+    console.print(f"report: {Path(cfg.out) / 'report.html'}   results: {Path(cfg.out) / 'results.json'}")
+
+
+def report_command(study_dir: Path = typer.Argument(..., help="a study directory")) -> None:
+    """Rebuild results.json and report.html of a study from its results.sqlite."""
+    from odyssey.errors import DataError
+    from odyssey.study.runner import write_outputs
+    from odyssey.study.store import StudyStore
+
+    if not (study_dir / "results.sqlite").is_file():
+        raise DataError(f"{study_dir} has no results.sqlite", "give the directory an `odyssey study` wrote")
+    with StudyStore(study_dir / "results.sqlite") as store:
+        results = write_outputs(study_dir, store)
+    render_results(results)
+    console.print(f"report: {study_dir / 'report.html'}")
+
+
+def render_results(results: dict) -> None:
+    table = Table(title=f"{results['study']['name']}: perplexity on each domain's test split, before → after")
+    for col in ("domain", "kind", "before", "after", "change", "general change"):
+        table.add_column(col, justify="left" if col in ("domain", "kind") else "right")
+    for d in sorted(results["domains"], key=lambda d: d["delta_ppl_pct"]):
+        style = "red" if d["delta_ppl_pct"] > 0 else "green"
+        table.add_row(d["name"], d["kind"], f"{d['ppl_before']:.2f}", f"{d['ppl_after']:.2f}",
+                      f"[{style}]{d['delta_ppl_pct']:+.2f}%[/]", f"{d['forgetting_pct']:+.2f}%")
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("study")(study_command)
+    app.command("report")(report_command)

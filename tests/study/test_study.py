@@ -1,0 +1,87 @@
+"""`odyssey study` end to end on tiny models: outputs, store, resume, report rebuild."""
+
+import json
+
+import pytest
+
+from odyssey.cli import run as cli_run
+from odyssey.config import resolve
+from odyssey.study.config import StudyConfig
+from odyssey.study.runner import run_study
+from odyssey.study.store import StudyStore
+
+RESULT_KEYS = {"name", "ppl_before", "ppl_after", "bpb_before", "bpb_after", "general_ppl_before",
+               "general_ppl_after", "train_tokens", "seconds"}
+
+
+@pytest.fixture
+def study_cfg(tmp_path, tiny_llama_dir, tiny_corpus_dir, general_corpus_dir):
+    def make(**over):
+        items = [f"out={tmp_path / 'study'}", f"model={tiny_llama_dir}", f"general={general_corpus_dir}",
+                 "recipe.train.block_size=32", "recipe.train.batch_size=4", "recipe.optim.lr=3e-3",
+                 "recipe.eval_every=2", "test_eval.batch_size=8"]
+        cfg = resolve(StudyConfig, overrides=items + [f"{k}={v}" for k, v in over.items()])
+        cfg.domains = [{"name": "alpha", "path": str(tiny_corpus_dir), "kind": "register"},
+                       {"name": "beta", "path": str(tiny_corpus_dir), "kind": "wikipedia-topic"}]
+        return StudyConfig.model_validate(cfg.model_dump())
+    return make
+
+
+def test_study_writes_results_report_and_store(study_cfg, tmp_path):
+    results = run_study(study_cfg(), progress=False)
+    out = tmp_path / "study"
+    saved = json.loads((out / "results.json").read_text())
+    assert [d["name"] for d in saved["domains"]] == ["alpha", "beta"]
+    for d in saved["domains"]:
+        assert d.keys() >= RESULT_KEYS
+        assert d["delta_ppl_pct"] == pytest.approx(100 * (d["ppl_after"] / d["ppl_before"] - 1))
+        assert d["ppl_after"] < d["ppl_before"]  # lr 3e-3 on its own domain must help a random model
+        assert (out / "runs" / d["name"] / "evals" / "adapted-test" / "tokens.safetensors").is_file()
+    # The same base evaluated on the same test split gives the same figure for both domains.
+    assert saved["domains"][0]["ppl_before"] == saved["domains"][1]["ppl_before"]
+    html = (out / "report.html").read_text()
+    assert "alpha" in html and "<svg" in html
+    assert results["base"]["general_ppl"] == saved["domains"][0]["general_ppl_before"]
+
+
+def test_killed_study_resumes_and_skips_finished_runs(study_cfg, tmp_path, monkeypatch):
+    import odyssey.adapt.loop as loop
+
+    calls = []
+    real_adapt = loop.adapt
+
+    def adapt_then_die(cfg, **kw):
+        calls.append(cfg.out)
+        if cfg.out.endswith("beta"):
+            raise KeyboardInterrupt  # the study is killed while adapting its second domain
+        return real_adapt(cfg, **kw)
+
+    monkeypatch.setattr(loop, "adapt", adapt_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study_cfg(), progress=False)
+    with StudyStore(tmp_path / "study" / "results.sqlite") as store:
+        assert [r["name"] for r in store.runs("done")] == ["alpha"]
+    monkeypatch.setattr(loop, "adapt", real_adapt)
+    calls.clear()
+    monkeypatch.setattr(loop, "adapt", lambda cfg, **kw: (calls.append(cfg.out), real_adapt(cfg, **kw))[1])
+    results = run_study(study_cfg(), progress=False)
+    assert [c.rsplit("/", 1)[-1] for c in calls] == ["beta"]  # alpha was not redone
+    assert len(results["domains"]) == 2
+
+
+def test_report_command_rebuilds_from_the_store(study_cfg, tmp_path, capsys):
+    run_study(study_cfg(only=["alpha"]), progress=False)
+    out = tmp_path / "study"
+    (out / "report.html").unlink()
+    (out / "results.json").unlink()
+    assert cli_run(["report", str(out)]) == 0
+    assert (out / "report.html").is_file() and json.loads((out / "results.json").read_text())["domains"]
+    assert cli_run(["report", str(tmp_path / "nothing")]) == 2
+    assert "results.sqlite" in capsys.readouterr().err
+
+
+def test_unknown_domain_in_only_is_a_clear_error(study_cfg):
+    from odyssey.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown domain"):
+        run_study(study_cfg(only=["gamma"]), progress=False)
