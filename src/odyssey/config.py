@@ -35,11 +35,29 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not key:
         raise ConfigError(f"override {item!r} has an empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.split("."), value
+    return key.split("."), parse_value(raw)
+
+
+def parse_value(raw: str) -> Any:
+    """A command-line value: numbers (``3e-4`` too), true/false, null, YAML lists and
+    mappings; anything else stays a string (so ``no`` is the string "no", not False
+    as YAML 1.1 would have it)."""
+    s = raw.strip()
+    for convert in (int, float):
+        try:
+            return convert(s)
+        except ValueError:
+            pass
+    if s.lower() in ("true", "false"):
+        return s.lower() == "true"
+    if s.lower() in ("null", "none", "~"):
+        return None
+    if s[:1] in ("[", "{", '"', "'"):
+        try:
+            return yaml.safe_load(s)
+        except yaml.YAMLError:
+            pass
+    return raw
 
 
 def set_dotted(data: dict, keys: list[str], value: Any) -> None:
@@ -74,6 +92,23 @@ def deep_merge(low: dict, high: dict) -> dict:
     return out
 
 
+def nested_defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """The defaults of fields that are themselves configs, as plain data.
+
+    A section given only in part (``recipe.optim.weight_decay=0.1``) is merged over
+    these, so it keeps the other values its default factory set (``recipe.optim.lr``)
+    instead of falling back to the bare class defaults.
+    """
+    out: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if field.is_required():
+            continue
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):
+            out[name] = default.model_dump()
+    return out
+
+
 def resolve(
     model: type[T],
     yaml_path: str | os.PathLike | None = None,
@@ -87,7 +122,8 @@ def resolve(
 
     >>> cfg = resolve(AdaptConfig, "recipe.yaml", ["train.lr=1e-4"])
     """
-    data: dict[str, Any] = deep_merge(base or {}, load_yaml(yaml_path) if yaml_path else {})
+    data: dict[str, Any] = deep_merge(nested_defaults(model), base or {})
+    data = deep_merge(data, load_yaml(yaml_path) if yaml_path else {})
     for key, value in (values or {}).items():
         if value is not None:
             set_dotted(data, key.split("."), value)

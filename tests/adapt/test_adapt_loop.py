@@ -123,3 +123,11 @@ def test_cli_adapt_and_bad_input(tmp_path, tiny_llama_dir, tiny_corpus_dir, caps
     code = cli_run(["adapt", "--model", str(tmp_path / "nomodel"), "--data", str(tiny_corpus_dir),
                     "--out", str(tmp_path / "y")])
     assert code == 2 and "not found" in capsys.readouterr().err
+
+
+def test_report_to_tensorboard_writes_event_files(tmp_path, tiny_llama_dir, tiny_corpus_dir):
+    pytest.importorskip("tensorboard")
+    out = tmp_path / "tb"
+    adapt(make_cfg(tiny_llama_dir, tiny_corpus_dir, out, report_to="[tensorboard]", **{"train.max_steps": 2}),
+          progress=False)
+    assert list(out.rglob("events.out.tfevents.*")), "no TensorBoard event file"

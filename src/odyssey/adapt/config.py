@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from odyssey.config import StageConfig
 from odyssey.evaluate.config import EvalConfig
@@ -19,6 +19,11 @@ class TrainConfig(StageConfig):
     precision: Literal["auto", "no", "bf16", "fp16"] = Field(
         "auto", description="autocast precision; auto = bf16 on a GPU that supports it, else fp32")
     seed: int = Field(0, description="seed for data order, dropout and initialization")
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _yaml_no(cls, v):
+        return "no" if v is False else v  # YAML 1.1 reads `precision: no` as false
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to train")
 
 

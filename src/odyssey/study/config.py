@@ -30,6 +30,13 @@ class Recipe(StageConfig):
     eval_every: int = Field(10, ge=0, description="evaluate on valid and general text every N steps")
 
 
+class TestEvalConfig(EvalConfig):
+    """How the test splits are evaluated before and after: whole splits, quietly."""
+
+    batch_size: int = Field(16, ge=1, description="full-length windows per forward pass")
+    progress: bool = Field(False, description="show a progress bar for each evaluation")
+
+
 class StudyConfig(StageConfig):
     """An `odyssey study`: with no fields set, the default world and base model."""
 
@@ -40,8 +47,8 @@ class StudyConfig(StageConfig):
     domains: list[DomainSpec] | None = Field(None, description="domains (default: the default world's)")
     only: list[str] | None = Field(None, description="run only these domains (by name)")
     recipe: Recipe = Field(default_factory=Recipe)
-    test_eval: EvalConfig = Field(default_factory=lambda: EvalConfig(progress=False, batch_size=16),
-                                  description="how test splits are evaluated before and after")
+    test_eval: TestEvalConfig = Field(default_factory=TestEvalConfig,
+                                      description="how test splits are evaluated before and after")
     general_test_max_tokens: int | None = Field(
         None, ge=1, description="cap on general test tokens (the default world's split is small already)")
     allow_pickle: bool = False
