@@ -109,7 +109,7 @@ def load_training_state(ckpt: Path, accelerator, optimizer) -> TrainState:
 
 def remove_run(out_dir: Path) -> None:
     """Delete what a previous run wrote into ``out_dir`` (for ``overwrite``)."""
-    for name in ("checkpoint", "model", "metrics.jsonl", "config.yaml", "result.json", "evals"):
+    for name in ("checkpoint", "model", "metrics.jsonl", "config.yaml", "result.json", "evals", "energy.csv"):
         p = Path(out_dir) / name
         if p.is_dir():
             shutil.rmtree(p)

@@ -32,6 +32,7 @@ from odyssey.adapt.tracking import MetricsLog, read_metrics
 from odyssey.blocks import pack_documents
 from odyssey.config import load_yaml, save_config
 from odyssey.corpora.store import is_corpus_dir, iter_split, load_documents, parse_data_spec
+from odyssey.energy import measure_phase
 from odyssey.errors import ConfigError, TrainingError
 from odyssey.io import read_json, write_json
 from odyssey.models import check_tokenizer_fits, load_model, load_tokenizer, max_context
@@ -68,6 +69,7 @@ class Run:
     warmup_steps: int
     state: TrainState
     log: MetricsLog
+    meters: list = field(default_factory=list)  # running EnergyMeters: work is counted into each
 
 
 def adapt(config: AdaptConfig, *, accelerator=None, progress: bool = True) -> AdaptResult:
@@ -81,8 +83,9 @@ def adapt(config: AdaptConfig, *, accelerator=None, progress: bool = True) -> Ad
         return AdaptResult(**read_json(out / "result.json"))  # finished runs are not redone
     run = setup(config, accelerator)
     try:
-        fit(run, progress=progress)
-        return finish(run)
+        with measure_phase(run.out, "adapt", accelerator=run.accelerator, active=run.meters):  # OUT/energy.csv
+            fit(run, progress=progress)
+            return finish(run)
     except torch.OutOfMemoryError as e:
         raise TrainingError("out of memory", "lower train.batch_size or train.block_size, "
                             "or raise train.grad_accum") from e
@@ -169,6 +172,7 @@ def setup(cfg: AdaptConfig, accelerator=None) -> Run:
 
 def validate(run: Run) -> dict[str, dict]:
     """Evaluate on every eval set (main process); log and return the summaries."""
+    from odyssey.energy.meter import forward_tokens
     from odyssey.evaluate.config import EvalConfig
     from odyssey.evaluate.run import evaluate_documents
 
@@ -180,7 +184,10 @@ def validate(run: Run) -> dict[str, dict]:
         ecfg = EvalConfig(**base)
         model = acc.unwrap_model(run.model)
         for split, docs in run.eval_sets.items():
-            summary = evaluate_documents(model, run.tokenizer, docs, ecfg).summary()
+            evaluated = evaluate_documents(model, run.tokenizer, docs, ecfg)
+            for meter in run.meters:
+                meter.add_tokens(model, forward_tokens(evaluated), training=False)
+            summary = evaluated.summary()
             results[split] = summary
             row = {"kind": "eval", "split": split, "step": run.state.step, "tokens_seen": run.state.tokens,
                    "loss": summary["nll_sum"] / max(1, summary["tokens"]), **summary}
@@ -233,13 +240,15 @@ def fit(run: Run, progress: bool = True) -> None:
     tokens_per_step = cfg.train.batch_size * acc.num_processes * cfg.train.grad_accum * run.blocks.shape[1]
     bar = Progress(TextColumn("adapt"), BarColumn(), TextColumn("{task.completed}/{task.total} steps {task.fields[loss]}"),
                    TimeRemainingColumn(), disable=not (progress and acc.is_main_process), transient=True)
-    with bar:
+    with bar, measure_phase(run.out, "train", accelerator=acc, active=run.meters):
         task = bar.add_task("adapt", total=run.total_steps, completed=state.step, loss="")
         while state.step < run.total_steps:
             t0 = time.perf_counter()
             loss, grad_norm = _train_step(run, state.step)
             state.step += 1
             state.tokens += tokens_per_step
+            for meter in run.meters:
+                meter.add_tokens(run.model, tokens_per_step, training=True)
             state.seconds += time.perf_counter() - t0
             bar.update(task, advance=1, loss=f"loss {loss:.3f}")
             if state.step % cfg.log_every == 0 or state.step == run.total_steps:

@@ -15,6 +15,7 @@ CSR ``doc_offsets`` int64), the per-token arrays that token attribution diffs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -176,18 +177,23 @@ def evaluate(model: str, data: str, config: EvalConfig | None = None, *, out_dir
     >>> r = evaluate("runs/legal", "corpora/legal:test", EvalConfig(stride=256), out_dir="evals/legal")
     """
     from odyssey.corpora.store import load_documents
+    from odyssey.energy.meter import forward_tokens, measure_phase
     from odyssey.models import load_model, load_tokenizer
 
     config = config or EvalConfig()
     _check_device(config.device)
-    documents = load_documents(data, default_split="test")
-    tokenizer = load_tokenizer(model, revision=revision, trust_remote_code=trust_remote_code)
-    lm = load_model(model, revision=revision, dtype=config.dtype, device=config.device,
-                    allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
-    result = evaluate_documents(lm, tokenizer, documents, config)
-    result.model, result.data = str(model), str(data)
-    if out_dir is not None:
-        save_eval(result, out_dir)
+    # energy.csv in out_dir (odyssey.energy): measured from loading to saving
+    with measure_phase(out_dir, "evaluate", device=config.device) if out_dir is not None \
+            else contextlib.nullcontext() as meter:
+        documents = load_documents(data, default_split="test")
+        tokenizer = load_tokenizer(model, revision=revision, trust_remote_code=trust_remote_code)
+        lm = load_model(model, revision=revision, dtype=config.dtype, device=config.device,
+                        allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+        result = evaluate_documents(lm, tokenizer, documents, config)
+        result.model, result.data = str(model), str(data)
+        if out_dir is not None:
+            save_eval(result, out_dir)
+            meter.add_tokens(lm, forward_tokens(result), training=False)
     return result
 
 

@@ -29,6 +29,7 @@ from odyssey.adapt.config import AdaptConfig
 from odyssey.adapt.tracking import read_metrics
 from odyssey.config import save_config
 from odyssey.corpora.store import iter_split
+from odyssey.energy import run_energy
 from odyssey.errors import ConfigError
 from odyssey.evaluate.config import EvalConfig
 from odyssey.io import write_json
@@ -166,6 +167,8 @@ def domain_record(domain: DomainSpec, before: dict, after: dict, general_before:
         "forgetting_pct": pct(general_after["perplexity"], general_before["perplexity"]),
         "train_tokens": result.tokens, "train_steps": result.steps, "train_seconds": result.seconds,
         "test_tokens": before["tokens"], "test_bytes": before["bytes"], "seconds": seconds, "sample": sample,
+        # energy_kwh, energy_method: the run's energy.csv rows and its evals' (odyssey.energy)
+        **run_energy(result.out_dir),
     }
 
 

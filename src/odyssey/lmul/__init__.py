@@ -1,0 +1,43 @@
+"""L-Mul: floating-point multiplication approximated by one integer addition (Luo and Sun 2024).
+
+>>> from odyssey.lmul import lmul, lmul_matmul, lmul_patched
+>>> lmul(torch.tensor([1.5]), torch.tensor([1.5]))            # elementwise, bit-level
+>>> lmul_matmul(a, b, mantissa=4)                             # compiled CPU matrix product
+>>> with torch.inference_mode(), lmul_patched(model, where="attention", mantissa=4):
+...     model(ids)
+
+- :mod:`odyssey.lmul.reference`: the scalar pure-Python definition (and its semantics);
+- :mod:`odyssey.lmul.kernels`: vectorized elementwise L-Mul and the numba matrix product;
+- :mod:`odyssey.lmul.patch`: a model's Linear layers and/or attention products by L-Mul;
+- :mod:`odyssey.lmul.energy_model`: energy from counted operations;
+- :mod:`odyssey.lmul.studies`: the precision study and the model evaluation.
+
+Names are imported on first use (numba and torch are slow to import).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "lmul_reference": "odyssey.lmul.reference",
+    "offset_exponent": "odyssey.lmul.reference",
+    "lmul": "odyssey.lmul.kernels",
+    "lmul_matmul": "odyssey.lmul.kernels",
+    "lmul_patched": "odyssey.lmul.patch",
+    "OpCounter": "odyssey.lmul.energy_model",
+    "count_forward": "odyssey.lmul.energy_model",
+    "forward_energy": "odyssey.lmul.energy_model",
+    "precision_study": "odyssey.lmul.studies",
+    "evaluate_lmul": "odyssey.lmul.studies",
+    "LMulEvalConfig": "odyssey.lmul.config",
+    "OpEnergy": "odyssey.lmul.config",
+    "PrecisionConfig": "odyssey.lmul.config",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'odyssey.lmul' has no attribute {name!r}")
