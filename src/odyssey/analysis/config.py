@@ -73,3 +73,71 @@ class SimilarityConfig(StageConfig):
         if not v or any(n < 1 or n > 8 for n in v):
             raise ValueError("n-gram orders must be between 1 and 8, at least one")
         return sorted(set(v))
+
+
+# -- odyssey diagnose: the adapt-or-rely predictor ----------------------------------------------
+PREDICTOR_FEATURES = ("ngram_overlap", "js_divergence", "embed_mmd", "base_bits_per_byte")
+
+
+class PredictorFitConfig(StageConfig):
+    """How :func:`odyssey.analysis.predictor.fit_predictor` fits the predictor on study results.
+
+    >>> PredictorFitConfig(features=["ngram_overlap", "base_bits_per_byte"])
+    """
+
+    features: list[str] = Field(
+        default_factory=lambda: list(PREDICTOR_FEATURES),
+        description="Similarity measures the ridge regression uses (names of "
+        "odyssey.analysis.similarity.MEASURES, plus probe_delta_ppl_pct with a probe). The "
+        "default, chosen before any study was seen: one measure per family (n-grams, unigram "
+        "distribution, embeddings, the base model's own fit).")
+    lambdas: list[float] = Field(
+        default_factory=lambda: [10.0 ** (k / 4) for k in range(-12, 17)],
+        description="Ridge penalties tried (on standardized features); the one with the smallest "
+        "leave-one-out squared error is kept, ties going to the larger penalty.")
+    interval_level: float = Field(
+        0.8, gt=0, lt=1, description="The prediction interval is ± this quantile of the absolute "
+        "leave-one-domain-out residuals.")
+    min_domains: int = Field(4, ge=3, description="Refuse to fit on fewer domains than this.")
+
+
+class DecisionConfig(StageConfig):
+    """Thresholds of the adapt / rely / mitigate rule (:func:`odyssey.analysis.predictor.decide`)."""
+
+    clear_gain_pct: float = Field(
+        5.0, ge=0, description="A predicted in-domain perplexity change at or below minus this "
+        "(in %) counts as a gain even when the interval reaches above zero.")
+    forgetting_max_pct: float = Field(
+        10.0, ge=0, description="Predicted general-perplexity increase (in %) above which a gain "
+        "is only recommended with replay of general data.")
+
+
+class ProbeConfig(StageConfig):
+    """The optional probe run of ``odyssey diagnose --probe``: a short adapt run on a slice
+    of the train split at the study recipe."""
+
+    steps: int = Field(20, ge=1, description="Optimizer steps of the probe run.")
+    max_bytes: int = Field(
+        100_000, ge=1000, description="Bytes of the train split the probe trains on (whole documents).")
+    valid_max_tokens: int = Field(20_000, ge=100, description="Tokens of the valid split evaluated "
+                                  "before and after the probe.")
+
+
+class DiagnoseConfig(StageConfig):
+    """What ``odyssey diagnose`` and ``odyssey diagnose fit`` compute.
+
+    >>> DiagnoseConfig(data_max_bytes=200_000, decision={"clear_gain_pct": 3})
+    """
+
+    fit: PredictorFitConfig = Field(default_factory=PredictorFitConfig)
+    decision: DecisionConfig = Field(default_factory=DecisionConfig)
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
+    similarity: SimilarityConfig = Field(
+        default_factory=lambda: SimilarityConfig(progress=False),
+        description="How the features are measured (the same at fit and at prediction time).")
+    data_max_bytes: int | None = Field(
+        250_000, ge=1, description="Read at most this many bytes of a domain for its features, so "
+        "that a large corpus is measured on a sample of the size the predictor was fitted on "
+        "(the unigram measures depend on sample size).")
+    reference_max_bytes: int | None = Field(
+        None, ge=1, description="Read at most this many bytes of the reference corpus.")

@@ -20,7 +20,7 @@ from odyssey.errors import OdysseyError
 err_console = Console(stderr=True)
 
 # Command-group modules, each with a ``register(app)`` function.
-COMMAND_MODULES = ("corpus", "evaluate", "adapt", "world", "study")
+COMMAND_MODULES = ("corpus", "evaluate", "adapt", "world", "study", "analysis", "lmul", "diagnose")
 
 
 def build_app() -> typer.Typer:
