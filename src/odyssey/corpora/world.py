@@ -76,7 +76,7 @@ from odyssey.corpora.sources import (
 )
 from odyssey.corpora.store import is_corpus_dir
 from odyssey.errors import ConfigError, DataError, WriteError
-from odyssey.io import read_json, sha256_text, write_json
+from odyssey.io import odyssey_home, read_json, sha256_text, write_json
 
 WORLD_FILE = "world.json"
 WORLD_FORMAT = 1
@@ -88,8 +88,7 @@ GENERAL_SOURCES = ("wikipedia", "sotu")  # their text makes the general corpus
 
 def default_world_dir() -> Path:
     """``$ODYSSEY_HOME/world`` if ``ODYSSEY_HOME`` is set, else ``~/.cache/odyssey/world``."""
-    home = os.environ.get("ODYSSEY_HOME")
-    return (Path(home).expanduser() if home else Path.home() / ".cache" / "odyssey") / "world"
+    return odyssey_home() / "world"
 
 
 def _ratios(value) -> dict[str, float]:
