@@ -19,7 +19,7 @@ from pydantic import Field
 
 from odyssey.adapt.config import AdaptConfig
 from odyssey.adapt.loop import AdaptResult, adapt
-from odyssey.corpora.store import is_corpus_dir, iter_split, parse_data_spec, read_manifest
+from odyssey.corpora.store import is_corpus_dir, load_documents, parse_data_spec, read_manifest
 from odyssey.io import odyssey_home, read_json, write_json
 from odyssey.models.presets import build_model, llama_config
 from odyssey.models.tokenizer_train import train_bpe_tokenizer
@@ -50,13 +50,7 @@ RECIPES: dict[str, dict] = {
 
 
 def _train_texts(data: str) -> list[str]:
-    path, _ = parse_data_spec(data)
-    docs = iter_split(path, "train") if is_corpus_dir(path) else None
-    if docs is None:
-        from odyssey.corpora.store import load_documents
-
-        docs = load_documents(data)
-    return [d["text"] for d in docs]
+    return [d["text"] for d in load_documents(data, default_split="train")]
 
 
 def make_initial_model(cfg: PretrainConfig, init_dir: Path) -> None:
