@@ -37,8 +37,9 @@ def test_study_writes_results_report_and_store(study_cfg, tmp_path):
         assert d["delta_ppl_pct"] == pytest.approx(100 * (d["ppl_after"] / d["ppl_before"] - 1))
         assert d["ppl_after"] < d["ppl_before"]  # lr 3e-3 on its own domain must help a random model
         assert (out / "runs" / d["name"] / "evals" / "adapted-test" / "tokens.safetensors").is_file()
-    # The same base evaluated on the same test split gives the same figure for both domains.
-    assert saved["domains"][0]["ppl_before"] == saved["domains"][1]["ppl_before"]
+    # The same base evaluated on the same test split gives the same figure for both domains (up to
+    # float summation order: CPU kernels may split the work across threads differently per call).
+    assert saved["domains"][0]["ppl_before"] == pytest.approx(saved["domains"][1]["ppl_before"], rel=1e-7)
     html = (out / "report.html").read_text()
     assert "alpha" in html and "<svg" in html
     assert results["base"]["general_ppl"] == saved["domains"][0]["general_ppl_before"]
