@@ -42,7 +42,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def render_report(results: Mapping, curves: Mapping[str, Sequence[Mapping]] | None,
-                  out_path: str | os.PathLike) -> Path:
+                  out_path: str | os.PathLike, sections: Mapping | None = None) -> Path:
     """Write the study's HTML report to ``out_path`` (atomically) and return its path.
 
     Args:
@@ -55,6 +55,8 @@ def render_report(results: Mapping, curves: Mapping[str, Sequence[Mapping]] | No
             rows with ``split`` "valid"/"general", ``tokens_seen`` and ``perplexity``
             are plotted; other rows are ignored). May be empty.
         out_path: where to write the ``.html`` file; parent folders are created.
+        sections: the analysis sections of :func:`odyssey.report.sections.study_sections`
+            (token attribution, similarity and prediction, energy); each one is optional.
 
     Example:
         >>> from odyssey.io import read_json
@@ -62,6 +64,7 @@ def render_report(results: Mapping, curves: Mapping[str, Sequence[Mapping]] | No
         PosixPath('study/report.html')
     """
     context = build_context(results, curves or {})
+    context.update(analysis_context(sections or {}, context["domains"]))
     html = _environment().get_template("report.html.j2").render(**context)
     out = Path(out_path)
     with atomic_write(out) as f:
@@ -73,7 +76,8 @@ def _environment() -> Environment:
     env = Environment(loader=PackageLoader("odyssey.report", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(ppl=fmt_ppl, bpb=fmt_bpb, pct=fmt_pct, count=fmt_count,
-                       duration=fmt_duration, change_class=change_class)
+                       duration=fmt_duration, change_class=change_class, tok=visible_token,
+                       num=_fmt_num, signed=_fmt_signed)
     return env
 
 
@@ -368,3 +372,53 @@ def build_context(results: Mapping, curves: Mapping[str, Sequence[Mapping]]) -> 
         "kinds": [(plots.kind_label(k), colors[k]) for k in colors],
         "charts": charts,
     }
+
+
+def _fmt_num(v: Any, fmt: str = ".3g") -> str:
+    v = _number(v)
+    return DASH if v is None else format(v, fmt)
+
+
+def _fmt_signed(v: Any, fmt: str = ".2f") -> str:
+    v = _number(v)
+    return DASH if v is None else _signed(v, fmt)
+
+
+# -- the analysis sections -------------------------------------------------------------------
+_VISIBLE = str.maketrans({"\n": "↵", "\r": "␍", "\t": "→", " ": "·"})
+
+
+def visible_token(s: Any) -> str:
+    """A token string with its whitespace made visible (the report escapes the rest)."""
+    return _CONTROL.sub("", str(s)).translate(_VISIBLE) or "∅"
+
+
+def analysis_context(sections: Mapping, domains: Sequence[Mapping]) -> dict:
+    """Template values of the attribution, predictor and energy sections; each is None
+    when its data is missing."""
+    from odyssey.report import analysis_plots
+
+    order = [d["name"] for d in domains]
+    colors = {d["kind"]: d["color"] for d in domains}
+    kinds = {d["name"]: d["kind"] for d in domains}
+    att = sections.get("attribution") or {}
+    attribution = None
+    if att.get("domains"):
+        rows = [{"name": n, "kind": kinds.get(n, "custom"), **att["domains"][n]} for n in order if n in att["domains"]]
+        attribution = {"rows": rows, "notes": att.get("notes", []),
+                       "chart": _markup(analysis_plots.category_bars(att["domains"], order))}
+    pred = sections.get("predictor") or {}
+    predictor = None
+    if pred.get("available"):
+        points = [{**p, "kind": kinds.get(p["name"], p.get("kind") or "custom")} for p in pred["points"]]
+        predictor = {**pred, "labels": analysis_plots.MEASURE_LABELS,
+                     "similarity_chart": _markup(analysis_plots.similarity_panels(points, pred["measures"], colors)),
+                     "loo_chart": _markup(analysis_plots.loo_scatter(points, colors))}
+    energy = sections.get("energy") or {}
+    return {"attribution": attribution, "predictor": predictor,
+            "energy": energy if energy.get("rows") else None}
+
+
+def _markup(svg: str | None) -> Markup | None:
+    # matplotlib's SVG escapes its text: the one trusted markup here.
+    return Markup(svg) if svg else None

@@ -191,11 +191,12 @@ def collect_results(store: StudyStore) -> dict:
 def write_outputs(out: Path, store: StudyStore) -> dict:
     """``results.json`` and ``report.html`` from the store (also `odyssey report`)."""
     from odyssey.report import render_report
+    from odyssey.report.sections import study_sections
 
     results = collect_results(store)
     write_json(out / "results.json", results)
     curves = {d["name"]: store.metrics(d["name"]) for d in results["domains"]}
-    render_report(results, curves, out / "report.html")
+    render_report(results, curves, out / "report.html", sections=study_sections(out, results))
     return results
 
 

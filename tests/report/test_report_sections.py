@@ -1,0 +1,89 @@
+"""The report's analysis sections: energy per point gained, attribution, predictor, escaping."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from odyssey.report import render_report
+from odyssey.report.html import visible_token
+from odyssey.report.sections import compact_attribution, energy_section
+
+EVIL = "<script>alert(1)</script>"
+
+
+def test_energy_per_point_gained_is_energy_over_the_fall_in_perplexity():
+    results = {"domains": [
+        {"name": "a", "energy_kwh": 0.002, "energy_method": "estimated", "delta_ppl_pct": -8.0},
+        {"name": "b", "energy_kwh": 0.001, "energy_method": "rapl", "delta_ppl_pct": 3.0},
+        {"name": "c", "delta_ppl_pct": -1.0},  # no energy recorded: left out
+    ]}
+    sec = energy_section(results)
+    a, b = sec["rows"]
+    assert a["wh"] == pytest.approx(2.0) and a["wh_per_point"] == pytest.approx(2.0 / 8.0)
+    assert b["points_gained"] is None and b["wh_per_point"] is None  # it got worse: no gain to divide by
+    assert sec["total_wh"] == pytest.approx(3.0)
+    assert sec["methods"] == ["estimated", "rapl"] and sec["estimated"]
+
+
+def _summary():
+    cats = {"newline": {"delta": -6.0, "share": 0.6, "abs_share": 0.5, "tokens": 3, "mean_delta": -2.0},
+            "content": {"delta": -5.0, "share": 0.5, "abs_share": 0.4167, "tokens": 5, "mean_delta": -1.0},
+            "digits": {"delta": 1.0, "share": -0.1, "abs_share": 0.0833, "tokens": 1, "mean_delta": 1.0},
+            "other": {"delta": 0.0, "share": 0.0, "abs_share": 0.0, "tokens": 0, "mean_delta": None}}
+    worse = [{"token": EVIL, "delta": 1.0, "count": 1, "category": "digits"}]
+    better = [{"token": "\n", "delta": -6.0, "count": 3, "category": "newline"}]
+    return {"tokens": 9, "types": 4, "total_delta": -10.0, "half_mass_types": 1, "half_mass_share": 0.25,
+            "by_category": cats, "top_types": {"worse": worse, "better": better}, "domain_terms": ["x"]}
+
+
+def test_compact_attribution_orders_categories_by_size_and_converts_to_bits():
+    c = compact_attribution(_summary())
+    assert [x["category"] for x in c["categories"]] == ["newline", "content", "digits"]  # empty "other" dropped
+    assert c["mean_delta_bits"] == pytest.approx(-10.0 / 9 / math.log(2))
+
+
+def test_sections_render_escaped_with_charts(tmp_path):
+    results = {"study": {"name": "s"}, "domains": [
+        {"name": "d1", "kind": "register", "ppl_before": 10.0, "ppl_after": 8.0, "delta_ppl_pct": -20.0,
+         "energy_kwh": 0.001, "energy_method": "estimated"}]}
+    sections = {"attribution": {"domains": {"d1": compact_attribution(_summary())}, "notes": []},
+                "energy": energy_section(results)}
+    html = render_report(results, {}, tmp_path / "r.html", sections=sections).read_text()
+    assert EVIL not in html and "&lt;script&gt;" in html
+    assert 'id="attribution"' in html and 'id="energy"' in html and 'id="similarity"' not in html
+    assert html.count("<svg") >= 1  # the category chart
+    assert "↵" in html  # the newline token is shown visibly
+
+
+def test_visible_token_shows_whitespace_and_drops_controls():
+    assert visible_token(" a\n\t") == "·a↵→"
+    assert visible_token("\x00") == "∅"
+
+
+def test_study_report_attribution_matches_the_token_arrays(tmp_path, tiny_llama_dir, tiny_corpus_dir,
+                                                           general_corpus_dir):
+    """The total change shown for a domain equals the sum of the saved per-token NLLs
+    (after minus before), computed here straight from the two evaluations."""
+    from odyssey.config import resolve
+    from odyssey.evaluate.run import load_eval
+    from odyssey.io import read_json
+    from odyssey.study.config import StudyConfig
+    from odyssey.study.runner import run_study
+
+    cfg = resolve(StudyConfig, overrides=[f"out={tmp_path / 's'}", f"model={tiny_llama_dir}",
+                                          f"general={general_corpus_dir}", "recipe.train.block_size=32",
+                                          "recipe.train.batch_size=4", "recipe.optim.lr=3e-3"])
+    cfg.domains = [{"name": "alpha", "path": str(tiny_corpus_dir), "kind": "register"}]
+    run_study(StudyConfig.model_validate(cfg.model_dump()), progress=False)
+    run = tmp_path / "s" / "runs" / "alpha"
+    before, after = load_eval(run / "evals" / "base-test"), load_eval(run / "evals" / "adapted-test")
+    expected = sum(float(np.sum(np.asarray(a, np.float64) - np.asarray(b, np.float64)))
+                   for a, b in zip(after.nll, before.nll, strict=True))
+    cached = read_json(run / "attribution.json")["summary"]
+    assert cached["total_delta"] == pytest.approx(expected, rel=1e-9)
+    assert sum(c["delta"] for c in cached["by_category"].values()) == pytest.approx(expected, rel=1e-9)
+    html = (tmp_path / "s" / "report.html").read_text()
+    assert 'id="attribution"' in html and 'id="energy"' in html
