@@ -92,3 +92,12 @@ def general_corpus_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("corpus") / "general"
     write_corpus_dir(path, make_documents(30, seed=1))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _private_reference_cache(tmp_path_factory, monkeypatch):
+    """Each test profiles references into its own cache, never the user's."""
+    import odyssey.analysis.reference_cache as rc
+
+    folder = tmp_path_factory.mktemp("reference-cache")
+    monkeypatch.setattr(rc, "cache_dir", lambda: folder)

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from odyssey.analysis.config import DiagnoseConfig, ProbeConfig
 from odyssey.analysis.predictor import PROBE_FEATURE, decide, fit_predictor, load_fit, predict
-from odyssey.analysis.similarity import MEASURES, ReferenceProfile, build_reference, similarity
+from odyssey.analysis.reference_cache import cached_reference
+from odyssey.analysis.similarity import MEASURES, ReferenceProfile, similarity
 from odyssey.errors import ConfigError, DataError
 from odyssey.io import read_json, sha256_file, write_json
 
@@ -199,7 +200,7 @@ class _StudyMeasurer:
             ref_cfg, _ = _configs(self.config)
             if not self.study.get("general"):
                 raise DataError("the study records no general corpus", "rerun it with a general corpus")
-            self._ref = build_reference(self.study["general"], config=ref_cfg)
+            self._ref = cached_reference(self.study["general"], config=ref_cfg)
             if self.study.get("model"):
                 self._model = _load(self.study["model"], self.config)
         return measure(path, self._ref, self._model, self.config)
@@ -320,7 +321,7 @@ def diagnose(data: str | os.PathLike, *, model: str | os.PathLike | None = None,
         raise ConfigError(f"the fit {fit.get('_path', '')} uses the probe; pass --probe",
                           "or use a fit made without --probe")
     ref_cfg, _ = _configs(config)
-    ref = build_reference(reference, model=model, config=ref_cfg)
+    ref = cached_reference(reference, model=model, config=ref_cfg)
     sim = measure(str(data), ref, _load(model, config), config)
     features = {m: sim[m] for m in MEASURES}
     notes = list(sim.get("notes") or [])

@@ -122,7 +122,8 @@ def similarity_command(
 
     Example: odyssey similarity --data world/domains/licenses --reference world/general
     """
-    from odyssey.analysis.similarity import build_reference, similarity
+    from odyssey.analysis.reference_cache import cached_reference
+    from odyssey.analysis.similarity import similarity
     from odyssey.errors import ConfigError
 
     if not data:
@@ -131,7 +132,7 @@ def similarity_command(
         "ngram_orders": list(ngram) if ngram else None, "max_bytes": max_bytes, "embeddings": embeddings,
         "embed_max_chunks": max_chunks, "bpb_max_tokens": bpb_max_tokens, "device": device,
         "progress": progress})
-    ref = build_reference(reference, model=model, config=cfg)
+    ref = cached_reference(reference, model=model, config=cfg)
     loaded = None
     if model is not None:
         from odyssey.models import load_model, load_tokenizer
