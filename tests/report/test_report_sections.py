@@ -87,3 +87,37 @@ def test_study_report_attribution_matches_the_token_arrays(tmp_path, tiny_llama_
     assert sum(c["delta"] for c in cached["by_category"].values()) == pytest.approx(expected, rel=1e-9)
     html = (tmp_path / "s" / "report.html").read_text()
     assert 'id="attribution"' in html and 'id="energy"' in html
+
+
+def _variant(domain, variant, delta, forgetting, tokens=1000):
+    return {"domain": domain, "variant": variant, "kind": "register", "delta_ppl_pct": delta,
+            "forgetting_pct": forgetting, "train_tokens": tokens, "train_seconds": 10.0, "energy_kwh": 1e-4,
+            "energy_method": "estimated"}
+
+
+def test_pareto_front_and_recommendation():
+    from odyssey.report.sections import best_variant, pareto_front
+
+    pts = [_variant("d", "none", -10, 6), _variant("d", "replay", -8, 0.5), _variant("d", "l2sp", -9, 2),
+           _variant("d", "lora", -5, 3), _variant("d", "bad", 4, 0.1)]
+    # lora is beaten by replay on both axes; "bad" forgets least, so it is on the front
+    assert pareto_front(pts) == {"none", "replay", "l2sp", "bad"}
+    best, why = best_variant(pts)
+    assert best == "replay" and "1%" in why
+    # no variant within 1%: the one forgetting least among those not worse in-domain
+    best, why = best_variant([_variant("d", "none", -10, 6), _variant("d", "l2sp", -3, 2)])
+    assert best == "l2sp" and "no variant" in why
+    assert best_variant([_variant("d", "none", 3, 6)])[0] is None
+
+
+def test_mitigation_section_renders(tmp_path):
+    from odyssey.report.sections import mitigation_section
+
+    results = {"study": {"name": "s"},
+               "domains": [{"name": "d", "kind": "register", "ppl_before": 10.0, "ppl_after": 9.0,
+                            "delta_ppl_pct": -10.0, "forgetting_pct": 6.0, "train_tokens": 1000}],
+               "mitigations": [_variant("d", "replay", -8, 0.5, 1300), _variant("d", EVIL, -2, 0.2)]}
+    sec = mitigation_section(results)
+    assert [r["variant"] for r in sec["domains"][0]["rows"]] == ["none", "replay", EVIL]
+    html = render_report(results, {}, tmp_path / "r.html", sections={"mitigations": sec}).read_text()
+    assert 'id="mitigations"' in html and EVIL not in html and "Recommended: <strong>replay</strong>" in html

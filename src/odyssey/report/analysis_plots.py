@@ -120,3 +120,48 @@ def category_bars(domains: Mapping[str, Mapping], order: Sequence[str]) -> str |
         fig.legend(handles=[Patch(color=CATEGORY_COLORS[c], label=c) for c in cats], loc="outside upper center",
                    ncols=4, fontsize=8.5, handlelength=1.2, columnspacing=1.2)
         return _to_svg(fig, "categories")
+
+
+def pareto_panels(domains: Sequence[Mapping], goal_pct: float) -> str | None:
+    """One panel per domain: forgetting on general text (x) against in-domain change (y)
+    for plain adaptation and each mitigation; marker area grows with training tokens, the
+    Pareto front is joined, and the region that meets the goal (no worse in-domain,
+    forgetting at most ``goal_pct``) is shaded."""
+    shown = [d for d in domains if d["rows"]]
+    if not shown:
+        return None
+    cols = min(3, len(shown))
+    nrows = -(-len(shown) // cols)
+    with mpl.rc_context(_RC):
+        fig = Figure(figsize=(4.1 * cols, 3.5 * nrows), layout="constrained")
+        for i, d in enumerate(shown):
+            ax = fig.add_subplot(nrows, cols, i + 1)
+            rows = d["rows"]
+            xs = [r["forgetting_pct"] for r in rows]
+            ys = [r["delta_ppl_pct"] for r in rows]
+            tokens = [r.get("train_tokens") or 0 for r in rows]
+            top = max(tokens) or 1
+            sizes = [24 + 90 * t / top for t in tokens]
+            colors = ["#222222" if r["variant"] == "none" else "#D55E00" if r["best"] else "#0072B2" for r in rows]
+            lo_x, hi_x = min(0.0, *xs), max(goal_pct, *xs)
+            lo_y, hi_y = min(0.0, *ys), max(0.0, *ys)
+            px, py = 0.15 * (hi_x - lo_x or 1), 0.15 * (hi_y - lo_y or 1)
+            ax.set_xlim(lo_x - px, hi_x + px)
+            ax.set_ylim(lo_y - py, hi_y + py)
+            ax.fill_between([lo_x - px, goal_pct], lo_y - py, 0, color="#e6f4ea", zorder=0)
+            ax.axhline(0, color="#222222", linewidth=0.7, zorder=1)
+            ax.axvline(goal_pct, color="#0a7a3f", linewidth=0.7, linestyle=":", zorder=1)
+            front = sorted((r["forgetting_pct"], r["delta_ppl_pct"]) for r in rows if r["pareto"])
+            if len(front) > 1:
+                ax.plot(*zip(*front, strict=True), color="#999999", linewidth=0.8, zorder=2)
+            ax.scatter(xs, ys, s=sizes, c=colors, edgecolors="white", linewidths=0.7, zorder=3)
+            ax.set_title(clean_label(d["name"], 40), fontsize=9.5)
+            ax.set_xlabel("forgetting: general-text change (%)")
+            if i % cols == 0:
+                ax.set_ylabel("in-domain change (%)")
+            _place_labels(fig, ax, [(x, y, clean_label(r["variant"], 18)) for x, y, r in zip(xs, ys, rows, strict=True)])
+        handles = [Patch(color="#222222", label="plain adaptation"), Patch(color="#0072B2", label="mitigation"),
+                   Patch(color="#D55E00", label="recommended"),
+                   Patch(color="#e6f4ea", label=f"goal: no worse in-domain, forgetting ≤ {goal_pct:g}%")]
+        fig.legend(handles=handles, loc="outside upper center", ncols=4, fontsize=8.5, handlelength=1.2)
+        return _to_svg(fig, "pareto")

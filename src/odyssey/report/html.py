@@ -415,8 +415,12 @@ def analysis_context(sections: Mapping, domains: Sequence[Mapping]) -> dict:
                      "similarity_chart": _markup(analysis_plots.similarity_panels(points, pred["measures"], colors)),
                      "loo_chart": _markup(analysis_plots.loo_scatter(points, colors))}
     energy = sections.get("energy") or {}
+    mitigations = sections.get("mitigations")
+    if mitigations:
+        mitigations = {**mitigations, "chart": _markup(analysis_plots.pareto_panels(mitigations["domains"],
+                                                                                     mitigations["goal_pct"]))}
     return {"attribution": attribution, "predictor": predictor,
-            "energy": energy if energy.get("rows") else None}
+            "energy": energy if energy.get("rows") else None, "mitigations": mitigations or None}
 
 
 def _markup(svg: str | None) -> Markup | None:

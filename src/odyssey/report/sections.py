@@ -27,12 +27,13 @@ TOP_TOKENS = 5  # token types listed per direction in the report
 
 
 def study_sections(study_dir: str | Path, results: Mapping) -> dict:
-    """``{"attribution": {...}, "predictor": {...}, "energy": {...}}`` for ``render_report``."""
+    """``{"attribution", "predictor", "energy", "mitigations"}`` sections for ``render_report``."""
     study_dir = Path(study_dir)
     return {
         "attribution": attribution_section(study_dir, results),
         "predictor": predictor_report(study_dir, results),
         "energy": energy_section(results),
+        "mitigations": mitigation_section(results),
     }
 
 
@@ -128,3 +129,73 @@ def energy_section(results: Mapping) -> dict:
     return {"rows": rows, "total_wh": total if rows else None, "methods": sorted(methods),
             "estimated": "estimated" in methods}
 
+
+
+# -- mitigations --------------------------------------------------------------------------------
+FORGETTING_GOAL_PCT = 1.0  # "general perplexity degrades by at most 1%"
+
+
+def pareto_front(points: list[Mapping]) -> set[str]:
+    """Names of the points no other point beats on both in-domain change and forgetting
+    (lower is better on both)."""
+    front = set()
+    for p in points:
+        dominated = any(q is not p and q["delta_ppl_pct"] <= p["delta_ppl_pct"]
+                        and q["forgetting_pct"] <= p["forgetting_pct"]
+                        and (q["delta_ppl_pct"], q["forgetting_pct"]) != (p["delta_ppl_pct"], p["forgetting_pct"])
+                        for q in points)
+        if not dominated:
+            front.add(p["variant"])
+    return front
+
+
+def best_variant(points: list[Mapping], goal: float = FORGETTING_GOAL_PCT) -> tuple[str | None, str]:
+    """The variant to recommend for one domain, and why.
+
+    Among the variants that leave in-domain perplexity no worse than the base, take the
+    best in-domain change among those that forget at most ``goal`` percent; when none
+    does, the one that forgets least. None when every variant makes the domain worse."""
+    safe = [p for p in points if p["delta_ppl_pct"] <= 0]
+    if not safe:
+        return None, "every variant made in-domain perplexity worse than the base"
+    within = [p for p in safe if p["forgetting_pct"] <= goal]
+    if within:
+        best = min(within, key=lambda p: p["delta_ppl_pct"])
+        return best["variant"], (f"best in-domain change ({best['delta_ppl_pct']:+.1f}%) among the variants that "
+                                 f"forget at most {goal:g}% ({best['forgetting_pct']:+.1f}%)")
+    best = min(safe, key=lambda p: p["forgetting_pct"])
+    return best["variant"], (f"no variant kept forgetting within {goal:g}%; this one forgets least "
+                             f"({best['forgetting_pct']:+.1f}%) while in-domain perplexity still falls "
+                             f"({best['delta_ppl_pct']:+.1f}%)")
+
+
+def mitigation_section(results: Mapping) -> dict | None:
+    """Per domain: plain adaptation and every mitigation variant, with costs, the Pareto
+    front and the recommended variant; None when the study ran no mitigations."""
+    variants = results.get("mitigations") or []
+    if not variants:
+        return None
+    plain = {d["name"]: d for d in results.get("domains", [])}
+    domains = []
+    for name in dict.fromkeys(v["domain"] for v in variants):
+        rows = ([{**plain[name], "variant": "none"}] if name in plain else []) + \
+               [v for v in variants if v["domain"] == name]
+        rows = [r for r in rows if _finite(r.get("delta_ppl_pct")) and _finite(r.get("forgetting_pct"))]
+        if not rows:
+            continue
+        front = pareto_front(rows)
+        best, why = best_variant(rows)
+        base_degrades = name in plain and plain[name]["delta_ppl_pct"] > 0
+        domains.append({"name": name, "kind": rows[0].get("kind"), "best": best, "why": why,
+                        "plain_degrades": base_degrades,
+                        "rows": [{"variant": r["variant"], "delta_ppl_pct": r["delta_ppl_pct"],
+                                  "forgetting_pct": r["forgetting_pct"], "train_tokens": r.get("train_tokens"),
+                                  "train_seconds": r.get("train_seconds"), "seconds": r.get("seconds"),
+                                  "energy_wh": None if r.get("energy_kwh") is None else 1000 * r["energy_kwh"],
+                                  "energy_method": r.get("energy_method"), "pareto": r["variant"] in front,
+                                  "best": r["variant"] == best} for r in rows]})
+    return {"domains": domains, "goal_pct": FORGETTING_GOAL_PCT} if domains else None
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
