@@ -1,0 +1,84 @@
+"""Percentile-bootstrap intervals and the AUROC the probes report.
+
+Every interval is seeded: the same data, seed and ``n_boot`` give the same interval.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+def _quantiles(stats: np.ndarray, confidence: float) -> tuple[float, float]:
+    alpha = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+def bootstrap_mean(x, *, paired_with=None, clusters=None, n_boot: int = 2000,
+                   confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """``(estimate, ci_low, ci_high)`` of ``mean(x)``, or of ``mean(x) - mean(y)`` when
+    ``paired_with=y`` (``y[i]`` measured on the same item as ``x[i]``: both are
+    resampled with the same indices, so what the items share cancels).
+
+    ``clusters`` (one label per item) resamples whole clusters with replacement (e.g.
+    all pairs of one template), for items that are not independent within a cluster.
+
+    >>> rate, lo, hi = bootstrap_mean([1, 0, 1, 1], n_boot=1000)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    d = x if paired_with is None else x - np.asarray(paired_with, dtype=np.float64)
+    if d.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    # With clusters, the mean of a resample is sum(cluster sums) / sum(cluster sizes);
+    # without, every item is its own cluster of size one.
+    labels = np.arange(d.size) if clusters is None else np.unique(np.asarray(clusters), return_inverse=True)[1]
+    sums = np.bincount(labels, weights=d)
+    sizes = np.bincount(labels).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, sums.size, size=(n_boot, sums.size))
+    stats = sums[idx].sum(axis=1) / sizes[idx].sum(axis=1)
+    return float(d.mean()), *_quantiles(stats, confidence)
+
+
+def bootstrap_gap(member, nonmember, *, paired_member=None, paired_nonmember=None, n_boot: int = 2000,
+                  confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """``(estimate, ci_low, ci_high)`` of ``mean(nonmember) - mean(member)``, the two
+    groups resampled independently.
+
+    With ``paired_*`` (the same documents measured under a second model), the statistic is
+    the difference of the two gaps, ``gap(x) - gap(paired)``, each resample using the same
+    documents for both models.
+    """
+    a = np.asarray(member, dtype=np.float64)
+    b = np.asarray(nonmember, dtype=np.float64)
+    if a.size == 0 or b.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    if paired_member is not None:
+        a = a - np.asarray(paired_member, dtype=np.float64)
+        b = b - np.asarray(paired_nonmember, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    ia = rng.integers(0, a.size, size=(n_boot, a.size))
+    ib = rng.integers(0, b.size, size=(n_boot, b.size))
+    stats = b[ib].mean(axis=1) - a[ia].mean(axis=1)
+    return float(b.mean() - a.mean()), *_quantiles(stats, confidence)
+
+
+def auroc(member_scores, nonmember_scores) -> float:
+    """Probability that a random member scores higher than a random non-member (ties count
+    half): the area under the ROC curve of the score as a membership classifier.
+    Computed from ranks (Mann-Whitney U)."""
+    a = np.asarray(member_scores, dtype=np.float64)
+    b = np.asarray(nonmember_scores, dtype=np.float64)
+    if a.size == 0 or b.size == 0:
+        return float("nan")
+    ranks = rankdata(np.concatenate([a, b]))  # ties get their average rank
+    u = ranks[:a.size].sum() - a.size * (a.size + 1) / 2.0
+    return float(u / (a.size * b.size))
+
+
+def excludes(value: float, lo: float, hi: float) -> bool | None:
+    """Whether the interval ``[lo, hi]`` leaves out ``value`` (None if it is undefined)."""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return None
+    return bool(value < lo or value > hi)
