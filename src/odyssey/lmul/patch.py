@@ -17,8 +17,9 @@ as it found it:
 
 Activations are cast to the weight's dtype (float32, bfloat16 or float16) and the
 products formed in that format, accumulated in float32; the output is cast back to the
-activations' dtype. L-Mul runs on the CPU and is for inference: a call that would
-need a gradient raises.
+activations' dtype. A model on the CPU uses the compiled CPU kernel, a model on a CUDA
+GPU the Triton kernel (:mod:`odyssey.lmul.triton_kernel`, same bits). L-Mul is for
+inference: a call that would need a gradient raises.
 
 >>> with torch.inference_mode(), lmul_patched(model, where="all", mantissa=4):
 ...     logits = model(ids).logits
@@ -63,7 +64,12 @@ class PatchState:
         key = (module.weight._version, module.weight.data_ptr(), spec.fmt, spec.m)
         cached = self.weights.get(id(module))
         if cached is None or cached[0] != key:
-            cached = (key, encode_operand(weight_kn[None], spec))
+            if weight_kn.is_cuda:  # (int32 tensor on the GPU, has inf/NaN) for the Triton kernel
+                from odyssey.lmul.triton_kernel import encode_gpu
+
+                cached = (key, encode_gpu(weight_kn[None], spec))
+            else:
+                cached = (key, encode_operand(weight_kn[None], spec))
             self.weights[id(module)] = cached
         return cached[1]
 
@@ -72,8 +78,25 @@ def _check_inference(*tensors: torch.Tensor) -> None:
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         raise ModelError("L-Mul products have no gradient",
                          "run the patched model under torch.no_grad() or torch.inference_mode()")
-    if any(t.device.type != "cpu" for t in tensors):
-        raise ModelError("the L-Mul kernel runs on the CPU", "load the model with device cpu")
+    devices = {t.device.type for t in tensors}
+    if devices == {"cuda"}:
+        from odyssey.lmul.triton_kernel import available
+
+        if not available():
+            raise ModelError("the L-Mul GPU kernel needs Triton, which is not installed",
+                             "pip install triton (it comes with torch's CUDA builds), or load the model on the CPU")
+    elif devices != {"cpu"}:
+        raise ModelError(f"the L-Mul kernels run on the CPU or a CUDA GPU, not {', '.join(sorted(devices))}",
+                         "load the model with device cpu or cuda")
+
+
+def _matmul(a: torch.Tensor, b: torch.Tensor, mantissa: int | None) -> torch.Tensor:
+    """L-Mul ``a @ b`` (float32) on the operands' device: Triton on a GPU, numba on the CPU."""
+    if a.is_cuda:
+        from odyssey.lmul.triton_kernel import lmul_matmul_triton
+
+        return lmul_matmul_triton(a, b, mantissa)
+    return lmul_matmul(a, b, mantissa)
 
 
 def _lmul_linear(state: PatchState, module, x: torch.Tensor, weight_kn: torch.Tensor, bias) -> torch.Tensor:
@@ -83,8 +106,15 @@ def _lmul_linear(state: PatchState, module, x: torch.Tensor, weight_kn: torch.Te
     K, N = weight_kn.shape
     spec = state.spec(module.weight.dtype)
     rows = x.reshape(-1, K).to(module.weight.dtype)  # (R, K)
-    out = matmul_encoded(encode_operand(rows[None], spec), state.encoded_weight(module, weight_kn, spec), spec)
-    y = torch.from_numpy(out[0])  # (R, N) float32
+    if rows.is_cuda:
+        from odyssey.lmul.triton_kernel import encode_gpu, matmul_encoded_gpu
+
+        rows_t, special = encode_gpu(rows.t()[None], spec)  # the kernel reads A transposed: (1, K, R)
+        weight, w_special = state.encoded_weight(module, weight_kn, spec)
+        y = matmul_encoded_gpu(rows_t, weight, spec, special or w_special)[0]  # (R, N) float32
+    else:
+        out = matmul_encoded(encode_operand(rows[None], spec), state.encoded_weight(module, weight_kn, spec), spec)
+        y = torch.from_numpy(out[0])  # (R, N) float32
     if bias is not None:
         y = y + bias.float()
     return y.to(x.dtype).reshape(*x.shape[:-1], N)
@@ -150,7 +180,7 @@ def lmul_attention(module, query, key, value, attention_mask, scaling, dropout=0
         scores = torch.matmul(query, key.transpose(2, 3))
     else:
         _check_inference(query, key, value)
-        scores = lmul_matmul(query, key.transpose(2, 3).to(query.dtype), state.mantissa).to(query.dtype)
+        scores = _matmul(query, key.transpose(2, 3).to(query.dtype), state.mantissa).to(query.dtype)
     scores = scores * scaling  # (B, H, T, S)
     if attention_mask is not None:
         scores = scores + attention_mask[:, :, :, :S]
@@ -159,7 +189,7 @@ def lmul_attention(module, query, key, value, attention_mask, scaling, dropout=0
     if state.exact:
         out = torch.matmul(probs, value)
     else:
-        out = lmul_matmul(probs, value.to(probs.dtype), state.mantissa).to(query.dtype)  # (B, H, T, d)
+        out = _matmul(probs, value.to(probs.dtype), state.mantissa).to(query.dtype)  # (B, H, T, d)
     return out.transpose(1, 2).contiguous(), probs
 
 

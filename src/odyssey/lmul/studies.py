@@ -173,7 +173,7 @@ def evaluate_lmul(model: str, data: str, cfg: LMulEvalConfig | None = None, *, g
 
     cfg = cfg or LMulEvalConfig()
     tokenizer = load_tokenizer(model, revision=revision, trust_remote_code=trust_remote_code)
-    lm = load_model(model, revision=revision, dtype=cfg.eval.dtype, device="cpu",
+    lm = load_model(model, revision=revision, dtype=cfg.eval.dtype, device=cfg.eval.device,
                     allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     weight_dtype = next(lm.parameters()).dtype
     try:
