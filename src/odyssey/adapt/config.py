@@ -6,6 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from odyssey.adapt.mitigations.config import MitigationConfig
 from odyssey.config import StageConfig
 from odyssey.evaluate.config import EvalConfig
 
@@ -71,6 +72,8 @@ class AdaptConfig(StageConfig):
     log_every: int = Field(10, ge=1, description="log training loss every N steps")
     report_to: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list,
                                                                 description="extra trackers, as in HF TrainingArguments")
+    mitigation: MitigationConfig = Field(default_factory=MitigationConfig,
+                                         description="mitigations of failed adaptation and forgetting")
     resume: bool = Field(False, description="continue from the newest checkpoint in `out`")
     overwrite: bool = Field(False, description="delete an existing run in `out` first")
 
@@ -78,6 +81,13 @@ class AdaptConfig(StageConfig):
     def _check(self):
         if self.resume and self.overwrite:
             raise ValueError("resume and overwrite exclude each other")
+        m = self.mitigation
+        for method in ("replay", "ewc"):
+            if m.on(method) and not (getattr(m, method).data or self.general):
+                raise ValueError(f"mitigation {method} needs general text: pass --general CORPUS "
+                                 f"or set mitigation.{method}.data")
+        if m.on("early-stop") and not self.eval_every:
+            raise ValueError("mitigation early-stop needs evaluations during training: set eval_every>0")
         return self
 
     # Fields that may differ between a run and its resumption.

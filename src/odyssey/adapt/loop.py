@@ -1,10 +1,11 @@
 """Continued pretraining with the causal-LM objective, on accelerate.
 
-One loop for every run (adapt, pretrain, later the mitigations): ``setup`` builds
+One loop for every run (adapt, pretrain, the mitigations): ``setup`` builds
 the pieces, ``fit`` trains, ``validate`` measures. The learning rate and the data
 order are pure functions of the step (:mod:`odyssey.adapt.schedule`), so resuming
 from a checkpoint restores only weights, optimizer state, RNG and counters, and
-ends with the same weights as an uninterrupted run.
+ends with the same weights as an uninterrupted run. Mitigations
+(:mod:`odyssey.adapt.mitigations`) are asked at fixed points through ``run.mit``.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from odyssey.adapt.checkpoint import (
     load_training_state,
     remove_run,
     save_checkpoint,
+    sharding_engine,
 )
 from odyssey.adapt.config import AdaptConfig
+from odyssey.adapt.mitigations.compose import Mitigations
+from odyssey.adapt.mitigations.config import MitigationConfig
 from odyssey.adapt.schedule import block_indices, lr_at, steps_for
 from odyssey.adapt.tracking import MetricsLog, read_metrics
 from odyssey.blocks import pack_documents
@@ -35,7 +39,7 @@ from odyssey.corpora.store import is_corpus_dir, iter_split, load_documents, par
 from odyssey.energy import measure_phase
 from odyssey.errors import ConfigError, TrainingError
 from odyssey.io import read_json, write_json
-from odyssey.models import check_tokenizer_fits, load_model, load_tokenizer, max_context
+from odyssey.models import check_tokenizer_fits, load_tokenizer, max_context
 
 
 @dataclass
@@ -48,6 +52,9 @@ class AdaptResult:
     seconds: float
     block_size: int
     evals: dict = field(default_factory=dict)  # split -> {"before": summary, "after": summary}
+    mitigation: dict = field(default_factory=dict)  # method -> what it did (counts, best step, ...)
+    best_step: int | None = None  # early-stop: the step whose weights OUT/model holds
+    stopped_at: int | None = None  # early-stop: the step training stopped at, if before the end
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -69,7 +76,9 @@ class Run:
     warmup_steps: int
     state: TrainState
     log: MetricsLog
+    mit: Mitigations
     meters: list = field(default_factory=list)  # running EnergyMeters: work is counted into each
+    last_eval: tuple[int, dict] | None = None  # (step, results) of the latest evaluation
 
 
 def adapt(config: AdaptConfig, *, accelerator=None, progress: bool = True) -> AdaptResult:
@@ -85,7 +94,12 @@ def adapt(config: AdaptConfig, *, accelerator=None, progress: bool = True) -> Ad
     try:
         with measure_phase(run.out, "adapt", accelerator=run.accelerator, active=run.meters):  # OUT/energy.csv
             fit(run, progress=progress)
-            return finish(run)
+            result = finish(run)
+        if run.accelerator.is_main_process:
+            from odyssey.report.model_card import write_model_card
+
+            write_model_card(run.out)  # OUT/model/README.md, with the energy just recorded
+        return result
     except torch.OutOfMemoryError as e:
         raise TrainingError("out of memory", "lower train.batch_size or train.block_size, "
                             "or raise train.grad_accum") from e
@@ -117,6 +131,8 @@ def _check_existing(cfg: AdaptConfig, out: Path) -> None:
     elif exists and (out / "config.yaml").is_file():
         before = load_yaml(out / "config.yaml")
         now = cfg.model_dump(mode="json")
+        # Runs saved before mitigations existed have no such section: they had none.
+        before.setdefault("mitigation", MitigationConfig().model_dump(mode="json"))
         changed = [k for k in now if k not in cfg.RESUMABLE_CHANGES and now[k] != before.get(k)]
         if changed:
             raise ConfigError(f"cannot resume {out}: {', '.join(changed)} differ from the saved config.yaml",
@@ -144,20 +160,22 @@ def setup(cfg: AdaptConfig, accelerator=None) -> Run:
     resume_from = find_resume_point(out) if cfg.resume else None
     tokenizer = load_tokenizer(cfg.tokenizer or cfg.model, revision=cfg.revision,
                                trust_remote_code=cfg.trust_remote_code)
-    model = load_model(resume_from or cfg.model, revision=None if resume_from else cfg.revision,
-                       allow_pickle=cfg.allow_pickle, trust_remote_code=cfg.trust_remote_code)
+    mit = Mitigations(cfg, resume_from)
+    model = mit.load_model()  # from cfg.model or the checkpoint; frozen / LoRA-wrapped as configured
     check_tokenizer_fits(model, tokenizer)
     block_size = cfg.train.block_size or min(max_context(model), 512)
     if block_size > max_context(model):
         raise ConfigError(f"train.block_size={block_size} exceeds the model's context of {max_context(model)}")
-    train_docs = load_documents(cfg.data, default_split="train")
+    train_docs = mit.documents(load_documents(cfg.data, default_split="train"), accelerator.is_main_process)
     with accelerator.main_process_first():
         blocks = pack_documents(train_docs, tokenizer, block_size)
+    mit.build(model, tokenizer, blocks, accelerator)
     global_batch = cfg.train.batch_size * accelerator.num_processes * cfg.train.grad_accum
-    total = cfg.train.max_steps or steps_for(cfg.train.epochs, len(blocks), global_batch)
+    # `epochs` counts passes over the domain blocks, also when replay mixes general ones in.
+    total = cfg.train.max_steps or steps_for(cfg.train.epochs, len(blocks), global_batch * mit.domain_share())
     warmup = cfg.schedule.warmup_steps
     warmup = round(cfg.schedule.warmup_ratio * total) if warmup is None else warmup
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
+    optimizer = torch.optim.AdamW(mit.trainable(model), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
                                   eps=cfg.optim.eps, weight_decay=cfg.optim.weight_decay,
                                   fused=accelerator.device.type == "cuda")
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -167,24 +185,30 @@ def setup(cfg: AdaptConfig, accelerator=None) -> Run:
     if accelerator.is_main_process:
         save_config(cfg, out / "config.yaml")
     return Run(cfg, out, accelerator, model, tokenizer, optimizer, blocks, _load_eval_sets(cfg),
-               total, warmup, state, log)
+               total, warmup, state, log, mit)
 
 
 def validate(run: Run) -> dict[str, dict]:
-    """Evaluate on every eval set (main process); log and return the summaries."""
+    """Evaluate on every eval set; log and return the summaries (main process)."""
     from odyssey.energy.meter import forward_tokens
     from odyssey.evaluate.config import EvalConfig
     from odyssey.evaluate.run import evaluate_documents
 
     acc, results = run.accelerator, {}
-    if acc.is_main_process:
+    # Sharded weights (FSDP, ZeRO-3) are gathered inside the forward pass, which every process
+    # must then run in step: all evaluate the same documents, only the main one records.
+    sharded = sharding_engine(acc, run.model) is not None
+    if acc.is_main_process or sharded:
         base = run.cfg.eval.model_dump()
         base["context_length"] = base["context_length"] or run.blocks.shape[1]
         base["device"] = str(acc.device)
+        base["progress"] = base["progress"] and acc.is_main_process
         ecfg = EvalConfig(**base)
-        model = acc.unwrap_model(run.model)
+        model = run.model if sharded else acc.unwrap_model(run.model)
         for split, docs in run.eval_sets.items():
             evaluated = evaluate_documents(model, run.tokenizer, docs, ecfg)
+            if not acc.is_main_process:
+                continue
             for meter in run.meters:
                 meter.add_tokens(model, forward_tokens(evaluated), training=False)
             summary = evaluated.summary()
@@ -193,7 +217,19 @@ def validate(run: Run) -> dict[str, dict]:
                    "loss": summary["nll_sum"] / max(1, summary["tokens"]), **summary}
             run.log.log(row)
     acc.wait_for_everyone()
+    run.last_eval = (run.state.step, results)
+    run.mit.after_eval(run, results)
     return results
+
+
+def _micro_batch(run: Run, step: int, micro: int) -> np.ndarray:
+    """The token blocks of micro-batch ``micro`` of ``step`` on this process."""
+    acc, t = run.accelerator, run.cfg.train
+    where = dict(rank=acc.process_index, world_size=acc.num_processes, micro_batch=t.batch_size,
+                 grad_accum=t.grad_accum)
+    if run.mit.replay is not None:
+        return run.mit.rows(step, micro, **where)
+    return run.blocks[np.sort(block_indices(step, micro, **where, n_blocks=len(run.blocks), seed=t.seed))]
 
 
 def _train_step(run: Run, step: int) -> tuple[float, float | None]:
@@ -205,16 +241,16 @@ def _train_step(run: Run, step: int) -> tuple[float, float | None]:
         group["lr"] = lr
     total = torch.zeros((), device=acc.device)
     accum = cfg.train.grad_accum
-    for micro in range(accum):
-        idx = block_indices(step, micro, rank=acc.process_index, world_size=acc.num_processes,
-                            micro_batch=cfg.train.batch_size, grad_accum=accum,
-                            n_blocks=len(run.blocks), seed=cfg.train.seed)
-        batch = torch.from_numpy(np.asarray(run.blocks[np.sort(idx)], dtype=np.int64)).to(acc.device)
+    batches = [torch.from_numpy(np.asarray(_micro_batch(run, step, m), dtype=np.int64)).to(acc.device)
+               for m in range(accum)]
+    run.mit.start_step(batches, acc)  # selective: token weights normalized over the whole step
+    for micro, batch in enumerate(batches):
         # Gradients are all-reduced only on the last micro-batch (no_sync before it).
         sync = contextlib.nullcontext() if micro == accum - 1 else acc.no_sync(model)
         with sync, acc.autocast():
-            loss = model(input_ids=batch, labels=batch).loss / accum
-            acc.backward(loss)
+            loss = run.mit.lm_loss(model, batch, micro) / accum
+            penalty = run.mit.penalty(acc.unwrap_model(model))  # l2sp/ewc: on the whole step, 1/accum each time
+            acc.backward(loss if penalty is None else loss + penalty / accum)
         total += loss.detach()
     # The mean over processes decides for all of them, so no process stops alone.
     loss_value = acc.reduce(total, reduction="mean").item()
@@ -236,13 +272,13 @@ def fit(run: Run, progress: bool = True) -> None:
 
     cfg, acc, state = run.cfg, run.accelerator, run.state
     if state.step == 0:
-        validate(run)
+        validate(run)  # the step-0 baseline (early-stop: the base is the first best)
     tokens_per_step = cfg.train.batch_size * acc.num_processes * cfg.train.grad_accum * run.blocks.shape[1]
     bar = Progress(TextColumn("adapt"), BarColumn(), TextColumn("{task.completed}/{task.total} steps {task.fields[loss]}"),
                    TimeRemainingColumn(), disable=not (progress and acc.is_main_process), transient=True)
     with bar, measure_phase(run.out, "train", accelerator=acc, active=run.meters):
         task = bar.add_task("adapt", total=run.total_steps, completed=state.step, loss="")
-        while state.step < run.total_steps:
+        while state.step < run.total_steps and not run.mit.should_stop(state):
             t0 = time.perf_counter()
             loss, grad_norm = _train_step(run, state.step)
             state.step += 1
@@ -254,9 +290,11 @@ def fit(run: Run, progress: bool = True) -> None:
             if state.step % cfg.log_every == 0 or state.step == run.total_steps:
                 run.log.log({"kind": "train", "step": state.step, "tokens_seen": state.tokens, "loss": loss,
                              "grad_norm": grad_norm, "lr": run.optimizer.param_groups[0]["lr"],
-                             "seconds": round(state.seconds, 3)})
+                             "seconds": round(state.seconds, 3), **run.mit.train_log()})
             if cfg.eval_every and state.step % cfg.eval_every == 0 and state.step < run.total_steps:
                 validate(run)
+                if run.mit.should_stop(state):
+                    break
             if cfg.save_every and state.step % cfg.save_every == 0 and state.step < run.total_steps:
                 save_checkpoint(run.out, acc, run.model, run.optimizer, run.tokenizer, state, cfg.keep_checkpoints)
 
@@ -264,17 +302,26 @@ def fit(run: Run, progress: bool = True) -> None:
 def finish(run: Run) -> AdaptResult:
     """Final evaluation and checkpoint, the plain HF model in ``OUT/model``, ``result.json``."""
     acc, state = run.accelerator, run.state
-    after = validate(run)
+    # An early stop has just evaluated this step; a finished run evaluates once more.
+    after = run.last_eval[1] if run.last_eval and run.last_eval[0] == state.step else validate(run)
     save_checkpoint(run.out, acc, run.model, run.optimizer, run.tokenizer, state, run.cfg.keep_checkpoints)
-    before = {r["split"]: r for r in read_metrics(run.out) if r["kind"] == "eval" and r["step"] == 0}
+    rows = [r for r in read_metrics(run.out) if r["kind"] == "eval"]
+    before = {r["split"]: r for r in rows if r["step"] == 0}
+    if state.best_step is not None and run.mit.stopper is not None:  # OUT/model holds the best step's weights
+        after = {r["split"]: r for r in rows if r["step"] == state.best_step}
     evals = {split: {"before": before.get(split), "after": after.get(split)} for split in after}
+    final_model = run.mit.final_model(run)  # best weights back, LoRA merged; None: the model as trained
     result = AdaptResult(str(run.out), state.step, state.tokens, round(state.seconds, 3),
-                         int(run.blocks.shape[1]), evals)
-    state_dict = acc.get_state_dict(run.model)  # a collective under FSDP/DeepSpeed: every process calls it
+                         int(run.blocks.shape[1]), evals, run.mit.info,
+                         state.best_step if run.mit.stopper else None,
+                         run.mit.info.get("early_stop", {}).get("stopped_at"))
+    # A collective under FSDP/DeepSpeed: every process calls it.
+    state_dict = acc.get_state_dict(run.model) if final_model is None else None
     if acc.is_main_process:
         tmp, final = run.out / "model.tmp", run.out / "model"
         shutil.rmtree(tmp, ignore_errors=True)
-        acc.unwrap_model(run.model).save_pretrained(tmp, state_dict=state_dict)
+        model = acc.unwrap_model(run.model) if final_model is None else final_model
+        model.save_pretrained(tmp, state_dict=state_dict)
         run.tokenizer.save_pretrained(tmp)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)

@@ -36,6 +36,9 @@ def adapt_command(
     overwrite: bool = typer.Option(None, "--overwrite", help="start over, deleting the run in --out"),
     allow_pickle: bool = typer.Option(None, "--allow-pickle", help="allow non-safetensors weights"),
     trust_remote_code: bool = typer.Option(None, "--trust-remote-code"),
+    mitigation: str = typer.Option(None, "--mitigation", help=(
+        "comma list of mitigations: replay, l2sp, ewc, lora, freeze, early-stop, normalize, selective "
+        "(settings as overrides, e.g. mitigation.replay.ratio=0.25)")),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     overrides: list[str] = typer.Argument(None, help="dotted key=value overrides, e.g. optim.weight_decay=0.1"),
 ) -> None:
@@ -49,6 +52,7 @@ def adapt_command(
         "save_every": save_every, "train.precision": precision, "train.seed": seed,
         "report_to": report_to or None, "resume": resume, "overwrite": overwrite,
         "allow_pickle": allow_pickle, "trust_remote_code": trust_remote_code,
+        "mitigation.methods": [m.strip() for m in mitigation.split(",") if m.strip()] if mitigation else None,
     })
     result = adapt(cfg, progress=not as_json)
     if as_json:
@@ -69,6 +73,11 @@ def render_result(result) -> None:
         table.add_row(split, f"{b['perplexity']:.3f}", f"{a['perplexity']:.3f}", f"{change:+.2f}%",
                       f"{b['bits_per_byte']:.4f}", f"{a['bits_per_byte']:.4f}")
     console.print(table)
+    for method, info in (getattr(result, "mitigation", None) or {}).items():
+        console.print(f"{method}: {json.dumps(info)}", highlight=False)
+    if getattr(result, "best_step", None) is not None:
+        stopped = f", stopped at step {result.stopped_at}" if result.stopped_at is not None else ""
+        console.print(f"early stop: best step {result.best_step}{stopped}")
     console.print(f"model saved to {Path(result.out_dir) / 'model'}")
 
 

@@ -1,0 +1,22 @@
+"""Mitigations of failed adaptation and forgetting, as composable pieces of the adapt loop.
+
+One module per method, combined by :class:`~odyssey.adapt.mitigations.compose.Mitigations`
+(which :func:`odyssey.adapt.loop.setup` builds); their settings are
+:class:`~odyssey.adapt.mitigations.config.MitigationConfig` (``mitigation:`` in an
+AdaptConfig, ``--mitigation replay,l2sp`` on the command line).
+
+============  ==========================================================================
+replay        general text mixed into the training stream at a share of tokens
+l2sp          ``alpha * ||theta - theta_base||^2`` added to the loss
+ewc           ``alpha * sum F (theta - theta_base)^2``, F the diagonal Fisher on general text
+lora          peft low-rank adapters; ``OUT/adapter`` and the merged ``OUT/model``
+freeze        embeddings and/or lower layers frozen
+early-stop    stop when the valid loss stops improving; ``OUT/model`` is the best step
+normalize     whitespace/newline normalization, quality filters, near-duplicate removal
+selective     target tokens down-weighted by category and/or by the base model's loss
+============  ==========================================================================
+
+Combinations: any, except ``lora`` with ``l2sp``/``ewc`` (LoRA trains no base weight to
+pull back); ``lora`` with ``freeze`` puts adapters only on the layers freeze leaves
+trainable. This package's ``__init__`` imports nothing heavy: configs import it.
+"""
