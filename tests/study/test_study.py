@@ -19,7 +19,7 @@ def study_cfg(tmp_path, tiny_llama_dir, tiny_corpus_dir, general_corpus_dir):
     def make(**over):
         items = [f"out={tmp_path / 'study'}", f"model={tiny_llama_dir}", f"general={general_corpus_dir}",
                  "recipe.train.block_size=32", "recipe.train.batch_size=4", "recipe.optim.lr=3e-3",
-                 "recipe.eval_every=2", "test_eval.batch_size=8"]
+                 "recipe.eval_every=2", "test_eval.batch_size=8", "probes.run=[]"]
         cfg = resolve(StudyConfig, overrides=items + [f"{k}={v}" for k, v in over.items()])
         cfg.domains = [{"name": "alpha", "path": str(tiny_corpus_dir), "kind": "register"},
                        {"name": "beta", "path": str(tiny_corpus_dir), "kind": "wikipedia-topic"}]
@@ -86,3 +86,40 @@ def test_unknown_domain_in_only_is_a_clear_error(study_cfg):
 
     with pytest.raises(ConfigError, match="unknown domain"):
         run_study(study_cfg(only=["gamma"]), progress=False)
+
+
+def test_mitigation_variants_probes_and_model_cards(study_cfg, tmp_path, monkeypatch):
+    from odyssey.config import load_yaml
+
+    cfg = study_cfg(only="[alpha]")
+    cfg.mitigations = ["l2sp", "lr=1e-3"]
+    cfg.probes.run = ["bias", "memorization"]
+    cfg.probes.bias = cfg.probes.bias.model_copy(update={"categories": ["gender"], "n_boot": 100})
+    cfg.probes.memorization = cfg.probes.memorization.model_copy(
+        update={"sequences": 4, "prefix_tokens": 8, "suffix_tokens": 8, "membership_documents": 4, "n_boot": 100})
+    cfg = StudyConfig.model_validate(cfg.model_dump())
+    results = run_study(cfg, progress=False)
+    out = tmp_path / "study"
+    assert [d["name"] for d in results["domains"]] == ["alpha"]
+    assert sorted(m["variant"] for m in results["mitigations"]) == ["l2sp", "lr=0.001"]
+    assert all(m["domain"] == "alpha" for m in results["mitigations"])
+    assert load_yaml(out / "runs" / "alpha@l2sp" / "config.yaml")["mitigation"]["methods"] == ["l2sp"]
+    assert load_yaml(out / "runs" / "alpha@lr=0.001" / "config.yaml")["optim"]["lr"] == pytest.approx(1e-3)
+    assert load_yaml(out / "runs" / "alpha" / "config.yaml")["mitigation"]["methods"] == []
+    # The base is evaluated once per domain, whatever the number of variants.
+    base = [m["ppl_before"] for m in results["mitigations"]] + [results["domains"][0]["ppl_before"]]
+    assert len(set(base)) == 1
+    plain = results["domains"][0]
+    assert set(plain["probes"]) >= {"bias", "memorization", "summary"}
+    assert (out / "runs" / "alpha" / "probes" / "bias.json").is_file()
+    assert "probes" not in results["mitigations"][0]  # only the plain run is probed
+    for run in ("alpha", "alpha@l2sp", "alpha@lr=0.001"):
+        assert (out / "runs" / run / "model" / "README.md").is_file()
+    html = (out / "report.html").read_text()
+    assert 'id="mitigations"' in html and 'id="probes"' in html
+
+    import odyssey.adapt.loop as loop
+
+    monkeypatch.setattr(loop, "adapt", lambda *a, **k: pytest.fail("a finished run was redone"))
+    again = run_study(cfg, progress=False)
+    assert len(again["mitigations"]) == 2

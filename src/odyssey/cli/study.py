@@ -19,13 +19,24 @@ def study_command(
     out: Path = typer.Option(None, "--out", help="study directory (default: studies/default)"),
     model: str = typer.Option(None, "--model", help="model to adapt (default: the shipped base model)"),
     only: list[str] = typer.Option(None, "--only", help="run only this domain (repeatable)"),
+    executor: str = typer.Option(None, "--executor", help="local (default: one domain after another here) "
+                                 "or ray (each domain a Ray task; needs the ray extra of odyssey)"),
+    address: str = typer.Option(None, "--address", help="with --executor ray: the Ray cluster to join "
+                                "(auto, ray://HEAD:10001); default: a local Ray instance"),
+    mitigations: str = typer.Option(None, "--mitigations", help="variants to run per domain beside plain "
+                                    "adaptation, comma-separated: replay,l2sp,ewc,lora,freeze,early-stop,normalize,"
+                                    "selective, combinations like replay+l2sp, or lr=1e-4 (a learning-rate sweep point)"),
+    probes: bool = typer.Option(None, "--probes/--no-probes", help="run the bias and memorization probes on "
+                                "each plainly adapted model (default: on)"),
     overrides: list[str] = typer.Argument(None, help="dotted key=value overrides, e.g. recipe.optim.lr=1e-4"),
 ) -> None:
     """Evaluate, adapt one epoch and evaluate again on every domain; write results and a report."""
     from odyssey.study.runner import run_study
 
     cfg = resolve(StudyConfig, config, overrides, values={
-        "out": str(out) if out else None, "model": model, "only": only or None})
+        "out": str(out) if out else None, "model": model, "only": only or None, "executor": executor,
+        "ray_address": address, "mitigations": mitigations,
+        "probes.run": None if probes is None else (["bias", "memorization"] if probes else [])})
     results = run_study(cfg)
     render_results(results)
     console.print(f"report: {Path(cfg.out) / 'report.html'}   results: {Path(cfg.out) / 'results.json'}")

@@ -420,7 +420,8 @@ def analysis_context(sections: Mapping, domains: Sequence[Mapping]) -> dict:
         mitigations = {**mitigations, "chart": _markup(analysis_plots.pareto_panels(mitigations["domains"],
                                                                                      mitigations["goal_pct"]))}
     return {"attribution": attribution, "predictor": predictor,
-            "energy": energy if energy.get("rows") else None, "mitigations": mitigations or None}
+            "energy": energy if energy.get("rows") else None, "mitigations": mitigations or None,
+            "probes": sections.get("probes")}
 
 
 def _markup(svg: str | None) -> Markup | None:

@@ -27,13 +27,14 @@ TOP_TOKENS = 5  # token types listed per direction in the report
 
 
 def study_sections(study_dir: str | Path, results: Mapping) -> dict:
-    """``{"attribution", "predictor", "energy", "mitigations"}`` sections for ``render_report``."""
+    """``{"attribution", "predictor", "energy", "mitigations", "probes"}`` sections for ``render_report``."""
     study_dir = Path(study_dir)
     return {
         "attribution": attribution_section(study_dir, results),
         "predictor": predictor_report(study_dir, results),
         "energy": energy_section(results),
         "mitigations": mitigation_section(results),
+        "probes": probe_section(results),
     }
 
 
@@ -199,3 +200,17 @@ def mitigation_section(results: Mapping) -> dict | None:
 
 def _finite(v) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+# -- probes -----------------------------------------------------------------------------------
+def probe_section(results: Mapping) -> dict | None:
+    """Per domain, the bias and memorization headlines its record carries
+    (:func:`odyssey.analysis.probes.summary.probe_headline`); None when no domain was probed."""
+    rows = [{"name": d["name"], "kind": d.get("kind"), **d["probes"]}
+            for d in results.get("domains", []) if d.get("probes")]
+    if not rows:
+        return None
+    moved_bias = [r["name"] for r in rows if (r.get("bias") or {}).get("significant") or (r.get("bias") or {}).get("moved")]
+    moved_mem = [r["name"] for r in rows if (r.get("memorization") or {}).get("specific_significant")
+                 or (r.get("memorization") or {}).get("exact_significant")]
+    return {"rows": rows, "moved_bias": moved_bias, "moved_memorization": moved_mem}

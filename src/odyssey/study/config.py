@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from odyssey.adapt.config import OptimConfig, ScheduleConfig, TrainConfig, TrainingEvalConfig
+from odyssey.adapt.mitigations.config import MitigationConfig
+from odyssey.analysis.probes.config import BiasProbeConfig, MemorizationProbeConfig
 from odyssey.config import StageConfig
 from odyssey.evaluate.config import EvalConfig
 
@@ -37,6 +41,16 @@ class TestEvalConfig(EvalConfig):
     progress: bool = Field(False, description="show a progress bar for each evaluation")
 
 
+class StudyProbes(StageConfig):
+    """Which probes run on each domain's plainly adapted model, against the base."""
+
+    run: list[Literal["bias", "memorization"]] = Field(
+        default_factory=lambda: ["bias", "memorization"], description="probes to run (empty: none)")
+    bias: BiasProbeConfig = Field(default_factory=lambda: BiasProbeConfig(n_boot=1000))
+    memorization: MemorizationProbeConfig = Field(
+        default_factory=lambda: MemorizationProbeConfig(sequences=32, membership_documents=32, n_boot=1000))
+
+
 class StudyConfig(StageConfig):
     """An `odyssey study`: with no fields set, the default world and base model."""
 
@@ -51,5 +65,25 @@ class StudyConfig(StageConfig):
                                       description="how test splits are evaluated before and after")
     general_test_max_tokens: int | None = Field(
         None, ge=1, description="cap on general test tokens (the default world's split is small already)")
+    mitigations: list[str] = Field(default_factory=list, description=(
+        "variants adapted per domain beside the plain recipe: a method (replay, l2sp, ewc, lora, freeze, "
+        "early-stop, normalize, selective), methods joined by + (replay+l2sp), or lr=VALUE (a learning-rate "
+        "sweep point)"))
+    mitigation: MitigationConfig = Field(default_factory=MitigationConfig, description=(
+        "settings of the mitigation methods (each variant sets `methods` itself)"))
+    probes: StudyProbes = Field(default_factory=StudyProbes)
     allow_pickle: bool = False
     trust_remote_code: bool = False
+    executor: Literal["local", "ray"] = Field(
+        "local", description="where the domains' runs go: one after another in this process, or as Ray tasks")
+    ray_address: str | None = Field(
+        None, description="Ray cluster to join (e.g. ray://head:10001 or auto); none: a local Ray instance")
+    ray_cpus_per_task: float = Field(1.0, gt=0, description="CPUs Ray reserves for each domain's run")
+    ray_gpus_per_task: float = Field(0.0, ge=0, description="GPUs Ray reserves for each domain's run "
+                                     "(0: Ray hides the GPUs from the task, which then trains on CPUs; "
+                                     "0.5: two runs share a GPU)")
+
+    @field_validator("mitigations", mode="before")
+    @classmethod
+    def _split(cls, v):
+        return [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else v

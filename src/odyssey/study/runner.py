@@ -35,6 +35,7 @@ from odyssey.evaluate.config import EvalConfig
 from odyssey.io import write_json
 from odyssey.study.config import DomainSpec, StudyConfig
 from odyssey.study.store import StudyStore
+from odyssey.study.variants import Variant, run_name, study_variants
 
 
 @dataclass
@@ -95,58 +96,115 @@ class Study:
         self.store.put_eval(key, summary)
         return summary
 
-    def adapt_config(self, targets: Targets, domain: DomainSpec) -> AdaptConfig:
-        r = self.cfg.recipe
+    def adapt_config(self, targets: Targets, domain: DomainSpec, variant: Variant | None = None) -> AdaptConfig:
+        r, cfg = self.cfg.recipe, self.cfg
+        optim = r.optim if variant is None or variant.lr is None else r.optim.model_copy(update={"lr": variant.lr})
+        methods = list(variant.methods) if variant else []
+        mitigation = cfg.mitigation.model_copy(update={"methods": methods})
         return AdaptConfig(model=targets.model, data=domain.path, general=targets.general,
-                           out=str(self.out / "runs" / domain.name), train=r.train, optim=r.optim,
+                           out=str(self.out / "runs" / run_name(domain.name, variant)), train=r.train, optim=optim,
                            schedule=r.schedule, eval=r.eval, eval_every=r.eval_every, resume=True,
-                           allow_pickle=self.cfg.allow_pickle, trust_remote_code=self.cfg.trust_remote_code)
+                           mitigation=mitigation, allow_pickle=cfg.allow_pickle,
+                           trust_remote_code=cfg.trust_remote_code)
 
-    def run_domain(self, targets: Targets, domain: DomainSpec, position: int) -> dict:
+    def run_domain(self, targets: Targets, domain: DomainSpec, position: int, variant: Variant | None = None) -> dict:
+        """Adapt one domain (plainly, or with a mitigation variant), evaluate before and
+        after, probe the plain run, write its model card; record it in the store."""
         from odyssey.adapt.loop import adapt
+        from odyssey.report.model_card import write_model_card
 
-        run_dir = self.out / "runs" / domain.name
+        name = run_name(domain.name, variant)
+        run_dir = self.out / "runs" / name
         gtest, gcap = f"{targets.general}:test", self.cfg.general_test_max_tokens
         before = self.evaluation(f"base|{domain.name}:test", targets.model, f"{domain.path}:test",
-                                 run_dir / "evals" / "base-test")
+                                 self.out / "runs" / domain.name / "evals" / "base-test")
         started = time.perf_counter()
-        result = adapt(self.adapt_config(targets, domain), progress=self.progress)
+        result = adapt(self.adapt_config(targets, domain, variant), progress=self.progress)
         adapted = str(run_dir / "model")
-        after = self.evaluation(f"{domain.name}|{domain.name}:test", adapted, f"{domain.path}:test",
+        after = self.evaluation(f"{name}|{domain.name}:test", adapted, f"{domain.path}:test",
                                 run_dir / "evals" / "adapted-test")
-        general_after = self.evaluation(f"{domain.name}|general:test", adapted, gtest,
+        general_after = self.evaluation(f"{name}|general:test", adapted, gtest,
                                         run_dir / "evals" / "adapted-general", gcap)
         general_before = self.store.get_eval("base|general:test")
+        probes = self.probe(targets, domain, run_dir) if variant is None else None
         record = domain_record(domain, before, after, general_before, general_after, result,
                                seconds=time.perf_counter() - started)
-        self.store.put_metrics(domain.name, read_metrics(run_dir))
-        self.store.put_run(domain.name, "done", record, position)
+        record.update(domain=domain.name, variant=variant.name if variant else None,
+                      methods=list(variant.methods) if variant else [],
+                      lr=(variant.lr if variant and variant.lr else self.cfg.recipe.optim.lr))
+        if probes:
+            record["probes"] = probes
+        write_model_card(run_dir, base_model=targets.model)
+        self.store.put_metrics(name, read_metrics(run_dir))
+        self.store.put_run(name, "done", record, position)
         return record
 
+    def probe(self, targets: Targets, domain: DomainSpec, run_dir: Path) -> dict | None:
+        """Bias and memorization of the adapted model against the base (``run_dir/probes``);
+        their headline figures for the study's record."""
+        from odyssey.analysis.probes import (
+            bias_probe,
+            memorization_probe,
+            probe_headline,
+            save_probe,
+        )
+
+        wanted, results = self.cfg.probes.run, {}
+        if not wanted:
+            return None
+        adapted = str(run_dir / "model")
+        if "bias" in wanted:
+            results["bias"] = bias_probe(adapted, against=targets.model, config=self.cfg.probes.bias)
+        if "memorization" in wanted:
+            results["memorization"] = memorization_probe(adapted, domain.path, against=targets.model,
+                                                         config=self.cfg.probes.memorization)
+        for r in results.values():
+            save_probe(r, run_dir / "probes")
+        return probe_headline(results.get("bias"), results.get("memorization"))
+
     def run(self) -> dict:
+        from odyssey.study.executor import DomainTask, make_executor
+
         cfg, started = self.cfg, time.perf_counter()
+        executor = make_executor(cfg)
         targets = resolve_targets(cfg, self.progress)
         save_config(cfg, self.out / "config.yaml")
         self.store.set_meta("config", cfg.model_dump(mode="json"))
-        self.store.set_meta("targets", {"model": targets.model, "general": targets.general,
-                                        "domains": [d.model_dump() for d in targets.domains]})
+        targets_dict = {"model": targets.model, "general": targets.general,
+                        "domains": [d.model_dump() for d in targets.domains]}
+        self.store.set_meta("targets", targets_dict)
         self.console.print(f"[bold]study[/] {cfg.name}: {len(targets.domains)} domains, model {targets.model}")
         base = self.evaluation("base|general:test", targets.model, f"{targets.general}:test",
                                self.out / "evals" / "base-general", cfg.general_test_max_tokens)
         self.console.print(f"  base model on general test: perplexity {base['perplexity']:.2f}, "
                            f"{base['bits_per_byte']:.3f} bits/byte")
-        n = len(targets.domains)
+        variants = [None, *study_variants(cfg.mitigations)]
+        n = len(targets.domains) * len(variants)
+        tasks = []
         for i, domain in enumerate(targets.domains):
-            done = self.store.get_run(domain.name)
-            tag = f"[{i + 1}/{n}] {domain.name}"
-            if done and done["status"] == "done":
-                self.console.print(f"  {tag}: done earlier ({done['delta_ppl_pct']:+.2f}%)")
-                continue
-            self.console.print(f"  {tag}: adapting ({_elapsed(started)} elapsed)")
-            rec = self.run_domain(targets, domain, i)
-            self.console.print(f"  {tag}: perplexity {rec['ppl_before']:.2f} → {rec['ppl_after']:.2f} "
+            for j, variant in enumerate(variants):
+                position = i * len(variants) + j
+                name = run_name(domain.name, variant)
+                done = self.store.get_run(name)
+                if done and done["status"] == "done":
+                    self.console.print(f"  [{position + 1}/{n}] {name}: done earlier ({done['delta_ppl_pct']:+.2f}%)")
+                    continue
+                tasks.append(DomainTask(cfg.model_dump(mode="json"), targets_dict, domain.name, position,
+                                        variant.name if variant else None))
+
+        def tag(task: DomainTask) -> str:
+            return f"[{task.position + 1}/{n}] {task.run}"
+
+        def on_start(task: DomainTask) -> None:
+            self.console.print(f"  {tag(task)}: adapting ({_elapsed(started)} elapsed)")
+
+        def on_done(task: DomainTask, rec: dict) -> None:
+            self.console.print(f"  {tag(task)}: perplexity {rec['ppl_before']:.2f} → {rec['ppl_after']:.2f} "
                                f"({rec['delta_ppl_pct']:+.2f}%), general {rec['forgetting_pct']:+.2f}%, "
                                f"{rec['seconds']:.0f} s")
+
+        # local: in this process, in order; ray: each domain a Ray task (odyssey.study.executor)
+        executor.run(tasks, study=self, on_start=on_start, on_done=on_done)
         self.store.set_meta("seconds", self.store.get_meta("seconds", 0.0) + time.perf_counter() - started)
         return write_outputs(self.out, self.store)
 
@@ -177,6 +235,7 @@ def collect_results(store: StudyStore) -> dict:
     cfg = store.get_meta("config", {})
     targets = store.get_meta("targets", {})
     base = store.get_eval("base|general:test") or {}
+    runs = store.runs("done")
     return {
         "study": {"name": cfg.get("name"), "model": targets.get("model"), "general": targets.get("general"),
                   "recipe": cfg.get("recipe"), "test_eval": cfg.get("test_eval"),
@@ -184,7 +243,8 @@ def collect_results(store: StudyStore) -> dict:
                   "seconds": store.get_meta("seconds"),
                   "machine": f"{platform.machine()}, {_cpus()} CPUs, {_device()}"},
         "base": {"general_ppl": base.get("perplexity"), "general_bpb": base.get("bits_per_byte")},
-        "domains": store.runs("done"),
+        "domains": [r for r in runs if not r.get("variant")],
+        "mitigations": [r for r in runs if r.get("variant")],
     }
 
 
@@ -195,7 +255,7 @@ def write_outputs(out: Path, store: StudyStore) -> dict:
 
     results = collect_results(store)
     write_json(out / "results.json", results)
-    curves = {d["name"]: store.metrics(d["name"]) for d in results["domains"]}
+    curves = {d["name"]: store.metrics(d["name"]) for d in results["domains"]}  # plain runs only
     render_report(results, curves, out / "report.html", sections=study_sections(out, results))
     return results
 

@@ -17,6 +17,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+BUSY_TIMEOUT_S = 120.0
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS evals (key TEXT PRIMARY KEY, summary TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (name TEXT PRIMARY KEY, status TEXT NOT NULL, record TEXT NOT NULL,
@@ -37,7 +39,11 @@ class StudyStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path)
+        # Several processes (Ray workers of one study) may write at once: WAL lets readers
+        # run beside a writer, and a writer waits up to BUSY_TIMEOUT_S for another's lock
+        # instead of failing with "database is locked". WAL needs all writers on one host.
+        self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+        self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:

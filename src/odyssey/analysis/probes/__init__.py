@@ -15,10 +15,11 @@
 from odyssey.analysis.probes.bias import bias_probe
 from odyssey.analysis.probes.config import BiasProbeConfig, MemorizationProbeConfig
 from odyssey.analysis.probes.memorization import memorization_probe
-from odyssey.analysis.probes.summary import load_probes, save_probe, summarize_probe
+from odyssey.analysis.probes.summary import load_probes, probe_headline, save_probe, summarize_probe
 from odyssey.analysis.probes.templates import counts as template_counts
 from odyssey.analysis.probes.templates import expand as expand_templates
 from odyssey.analysis.probes.templates import load_templates
 
 __all__ = ["BiasProbeConfig", "MemorizationProbeConfig", "bias_probe", "expand_templates", "load_probes",
-           "load_templates", "memorization_probe", "save_probe", "summarize_probe", "template_counts"]
+           "load_templates", "memorization_probe", "probe_headline", "save_probe", "summarize_probe",
+           "template_counts"]

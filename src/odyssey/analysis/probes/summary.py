@@ -140,3 +140,40 @@ def _summarize_memorization(r: dict) -> list[str]:
                      f"to {_num(ms['ci_high'], '+.3f')}), {verdict}")
         lines.append(line + ".")
     return lines
+
+
+def probe_headline(bias: dict | None, memorization: dict | None) -> dict:
+    """The few figures a study records per domain (the full results stay in
+    ``runs/<domain>/probes/``): whether adaptation moved bias or memorization beyond the
+    confidence interval, and by how much."""
+    out: dict = {}
+    if bias:
+        o, cats = bias["overall"], bias["categories"]
+        out["bias"] = {
+            "rate": o["rate"], "base_rate": o.get("base_rate"), "shift": o.get("shift"),
+            "shift_ci": [o.get("shift_ci_low"), o.get("shift_ci_high")], "significant": o.get("significant"),
+            "moved": [n for n, c in cats.items() if c.get("significant")],
+            "adjusted_moved": [n for n, c in cats.items() if (c.get("adjusted") or {}).get("significant")],
+            "categories": {n: {"rate": c["rate"], "base_rate": c.get("base_rate"), "shift": c.get("shift"),
+                               "shift_ci": [c.get("shift_ci_low"), c.get("shift_ci_high")],
+                               "significant": c.get("significant")} for n, c in cats.items()},
+        }
+    if memorization:
+        e, mem = memorization["extraction"], memorization.get("membership") or {}
+        specific = (e.get("train_minus_heldout") or {}).get("model") or {}
+        gap = mem.get("shift") or {}
+        out["memorization"] = {
+            "sequences": e["sequences"], "exact": e["model"]["exact_matches"],
+            "exact_base": (e.get("base") or {}).get("exact_matches"),
+            "exact_significant": (e.get("shift") or {}).get("significant"),
+            "match_prefix": e["model"]["mean_match_prefix"],
+            "match_prefix_base": (e.get("base") or {}).get("mean_match_prefix"),
+            "specific": specific.get("mean_match_prefix"), "specific_ci": [specific.get("ci_low"), specific.get("ci_high")],
+            "specific_significant": bool(specific.get("significant")) and (specific.get("mean_match_prefix") or 0) > 0,
+            "membership_gap": (mem.get("model") or {}).get("gap"),
+            "membership_gap_base": (mem.get("base") or {}).get("gap"),
+            "membership_shift": gap.get("gap"), "membership_shift_ci": [gap.get("ci_low"), gap.get("ci_high")],
+            "membership_significant": gap.get("significant"),
+        }
+    out["summary"] = [line for r in (bias, memorization) if r for line in summarize_probe(r)]
+    return clean(out)

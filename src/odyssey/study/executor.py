@@ -1,0 +1,202 @@
+"""Where a study's domain runs execute: in this process, one after another, or as Ray tasks.
+
+A :class:`DomainTask` is a plain, picklable description of one domain's work (the
+resolved study config, the resolved targets, the domain's name and position).
+:func:`run_domain_task` turns it into ``Study(cfg).run_domain(...)``: it opens the
+study's SQLite store itself, returns the recorded result if the run is done already,
+and otherwise evaluates and adapts, resuming an interrupted adapt run from its
+checkpoint exactly as the local path does (the adapt config has ``resume=True``).
+So a study can be killed and rerun under either executor, or switch between them.
+
+Both executors have one interface::
+
+    executor.run(tasks, study=study, on_start=..., on_done=...) -> list[record]
+
+records in task order. ``on_start(task)`` is called when a task is handed out,
+``on_done(task, record)`` as each finishes (in completion order under Ray).
+
+Ray (https://docs.ray.io) is an optional dependency (``pip install odyssey[ray]``).
+``RayExecutor(address=None)`` starts a local Ray instance (or uses one this process
+already started); ``address="auto"`` or ``"ray://head:10001"`` joins a cluster, whose
+nodes must see the study directory, the model and the corpora at the same paths (a
+shared filesystem) and must all write the SQLite store from one host (WAL mode) or a
+filesystem with working POSIX locks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from odyssey.errors import ConfigError, OdysseyError
+
+
+@dataclass(frozen=True)
+class DomainTask:
+    """One run of a study, as a worker needs it (plain data: picklable): a domain, adapted
+    plainly or with a mitigation variant (:mod:`odyssey.study.variants`)."""
+
+    config: dict  # StudyConfig.model_dump(mode="json"), paths made absolute
+    targets: dict  # {"model", "general", "domains": [DomainSpec dicts]}
+    domain: str
+    position: int
+    variant: str | None = None  # a StudyConfig.mitigations entry; None: plain adaptation
+
+    @property
+    def run(self) -> str:
+        """The run's name in the store and under runs/."""
+        from odyssey.study.variants import parse_variant, run_name
+
+        return run_name(self.domain, parse_variant(self.variant) if self.variant else None)
+
+
+def absolute(path: str | None) -> str | None:
+    """``path`` made absolute if it exists here (a hub id is left as it is), so that a
+    worker with another working directory finds the same files."""
+    if path is None:
+        return None
+    p = Path(path).expanduser()
+    return str(p.resolve()) if p.exists() else path
+
+
+def portable(task: DomainTask) -> DomainTask:
+    """``task`` with its local paths absolute (for workers in other directories or nodes)."""
+    cfg = {**task.config, "out": str(Path(task.config["out"]).expanduser().resolve()),
+           "model": absolute(task.config.get("model")), "general": absolute(task.config.get("general"))}
+    t = task.targets
+    targets = {"model": absolute(t["model"]), "general": absolute(t["general"]),
+               "domains": [{**d, "path": absolute(d["path"])} for d in t["domains"]]}
+    return DomainTask(cfg, targets, task.domain, task.position, task.variant)
+
+
+def run_domain_task(task: DomainTask, study=None) -> dict:
+    """Run (or skip, if done) one domain of a study; return its record.
+
+    ``study``: a :class:`~odyssey.study.runner.Study` to use in this process; without
+    it (a Ray worker) a fresh one is opened on the study directory and closed after.
+    """
+    from odyssey.study.config import DomainSpec, StudyConfig
+    from odyssey.study.runner import Study, Targets
+    from odyssey.study.variants import parse_variant
+
+    own = study is None
+    if own:
+        study = Study(StudyConfig.model_validate(task.config), progress=False)
+    try:
+        done = study.store.get_run(task.run)
+        if done and done["status"] == "done":
+            return done
+        t = task.targets
+        targets = Targets(t["model"], t["general"], [DomainSpec.model_validate(d) for d in t["domains"]])
+        domain = next(d for d in targets.domains if d.name == task.domain)
+        variant = parse_variant(task.variant) if task.variant else None
+        return study.run_domain(targets, domain, task.position, variant)
+    finally:
+        if own:
+            study.store.close()
+
+
+OnStart = Callable[[DomainTask], None]
+OnDone = Callable[[DomainTask, dict], None]
+
+
+class LocalExecutor:
+    """Runs the tasks one after another in this process (the default)."""
+
+    name = "local"
+
+    def run(self, tasks: list[DomainTask], *, study=None, on_start: OnStart | None = None,
+            on_done: OnDone | None = None) -> list[dict]:
+        records = []
+        for task in tasks:
+            if on_start:
+                on_start(task)
+            record = run_domain_task(task, study)
+            if on_done:
+                on_done(task, record)
+            records.append(record)
+        return records
+
+
+class RayExecutor:
+    """Runs each task as a Ray task (a separate worker process), all at once as far as
+    the cluster's CPUs/GPUs allow; each reserves ``num_cpus_per_task`` and
+    ``num_gpus_per_task``."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_cpus_per_task: float = 1.0,
+                 num_gpus_per_task: float = 0.0):
+        self.address = address
+        self.num_cpus_per_task = num_cpus_per_task
+        self.num_gpus_per_task = num_gpus_per_task
+
+    def _ray(self):
+        try:
+            import ray
+        except ImportError as e:
+            raise ConfigError("executor=ray needs Ray, which is not installed",
+                              "pip install 'odyssey[ray]' (or ray>=2.9), or use executor=local") from e
+        return ray
+
+    @contextlib.contextmanager
+    def _session(self):
+        """Ray as this process found it, or started (and afterwards stopped) here."""
+        ray = self._ray()
+        if ray.is_initialized():
+            yield ray
+            return
+        try:
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=True)
+        except Exception as e:  # ConnectionError, ValueError, ... : a bad or unreachable address
+            raise ConfigError(f"cannot start or join Ray at {self.address or 'a new local instance'}: {e}",
+                              "check --address (e.g. auto or ray://HEAD:10001), or leave it out") from e
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
+
+    def run(self, tasks: list[DomainTask], *, study=None, on_start: OnStart | None = None,
+            on_done: OnDone | None = None) -> list[dict]:
+        if not tasks:
+            return []
+        with self._session() as ray:
+            remote = ray.remote(run_domain_task).options(
+                num_cpus=self.num_cpus_per_task, num_gpus=self.num_gpus_per_task, max_retries=0)
+            pending = {}
+            for task in tasks:
+                if on_start:
+                    on_start(task)
+                pending[remote.remote(portable(task))] = task
+            records: dict[str, dict] = {}
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                task = pending.pop(ready[0])
+                record = _get(ray, ready[0])
+                records[task.run] = record
+                if on_done:
+                    on_done(task, record)
+        return [records[t.run] for t in tasks]
+
+
+def _get(ray, ref):
+    """``ray.get``, with an odyssey error raised in the worker re-raised as itself (the CLI
+    then prints its one line) instead of Ray's wrapper with the remote traceback."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as e:
+        cause = getattr(e, "cause", None)
+        if isinstance(cause, OdysseyError):
+            raise cause from None
+        raise
+
+
+def make_executor(cfg) -> LocalExecutor | RayExecutor:
+    """The executor a :class:`~odyssey.study.config.StudyConfig` asks for."""
+    if cfg.executor == "ray":
+        return RayExecutor(cfg.ray_address, cfg.ray_cpus_per_task, cfg.ray_gpus_per_task)
+    if cfg.ray_address:
+        raise ConfigError("ray_address is set but executor is local", "add --executor ray")
+    return LocalExecutor()
