@@ -20,7 +20,7 @@ from odyssey.errors import OdysseyError
 err_console = Console(stderr=True)
 
 # Command-group modules, each with a ``register(app)`` function.
-COMMAND_MODULES = ("corpus", "evaluate", "adapt", "world", "study", "analysis", "lmul", "diagnose", "probe")
+COMMAND_MODULES = ("corpus", "evaluate", "adapt", "world", "study", "analysis", "lmul", "diagnose", "collapse", "detect", "probe")
 
 
 def build_app() -> typer.Typer:

@@ -43,6 +43,12 @@ def build(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing corpus at --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    drop_synthetic: float = typer.Option(
+        None, "--drop-synthetic", help="Drop documents the detector scores as model-generated at this "
+        "threshold (perplexity below it by default; see odyssey detect --eval)."),
+    detector_model: str = typer.Option(None, "--detector-model", help="Scoring model of --drop-synthetic "
+                                       "(default: the shipped base model)."),
+    detector_observer: str = typer.Option(None, "--detector-observer", help="Observer model: the Binoculars score."),
 ) -> None:
     """Read, clean, deduplicate and split documents into a corpus directory.
 
@@ -60,7 +66,8 @@ def build(
     cfg = resolve(
         CorpusConfig, config, overrides,
         values={"text_field": text_field, "seed": seed, "ratios": ratios, "license": license_,
-                "encoding_errors": encoding_errors},
+                "encoding_errors": encoding_errors, "drop_synthetic": drop_synthetic,
+                "detector_model": detector_model, "detector_observer": detector_observer},
     )
     result = build_corpus(name, paths, out, cfg, overwrite=overwrite, progress=progress)
     _render(result)
@@ -81,6 +88,82 @@ def _render(result) -> None:
     console.print(table)
     dropped = ", ".join(f"{k} {v:,}" for k, v in result.dropped.items()) or "none"
     console.print(f"dropped: {dropped}", highlight=False)
+    synthetic = result.manifest.get("synthetic_filter")
+    if synthetic:
+        console.print(f"synthetic: {len(synthetic['documents']):,} documents {synthetic['rule']} "
+                      f"{synthetic['threshold']:g} (listed in manifest.json)", highlight=False)
+
+
+@corpus_app.command("quality")
+def quality(
+    corpus: str = typer.Argument(..., help="Corpus directory (or any .txt/.jsonl data spec)."),
+    config: Path = typer.Option(None, "--config", "-c", help="YAML file with quality settings."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as one JSON object on stdout."),
+    html: Path = typer.Option(None, "--html", help="Also write an HTML report here."),
+    overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. leakage_ngram=8",
+                                          show_default=False),
+) -> None:
+    """Near duplicates, exact duplicates, train/test leakage, lengths, characters and
+    boilerplate lines of a corpus.
+
+    Example: odyssey corpus quality corpora/legal --html quality.html
+    """
+    import json
+
+    from odyssey.config import resolve
+    from odyssey.corpora.config import QualityConfig
+    from odyssey.corpora.quality import corpus_quality, render_html
+
+    report = corpus_quality(corpus, resolve(QualityConfig, config, list(overrides or [])))
+    if html:
+        render_html(report, html)
+    if as_json:
+        print(json.dumps(report))
+        return
+    _render_quality(report)
+    if html:
+        from rich.console import Console
+
+        Console().print(f"report: {html}")
+
+
+def _render_quality(r: dict) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"quality of {escape(r['corpus'])}: "
+                        + ", ".join(f"{k} {v:,}" for k, v in r["documents"].items()) + " documents",
+                  title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    ex, nd = r["exact_duplicates"], r["near_duplicates"]
+    table.add_row("exact duplicates", f"{ex['count']:,} ({ex['rate']:.2%}; {ex['cross_split']} across splits)")
+    table.add_row(f"near duplicates (Jaccard ≥ {nd['threshold']:g})",
+                  f"{nd['count']:,} ({nd['rate']:.2%}; {nd['clusters']} clusters)")
+    if r["leakage"]:
+        lk = r["leakage"]
+        for split in ("valid", "test"):
+            if lk.get(split) and lk[split]["documents"]:
+                table.add_row(f"{split} documents leaked (≥ {lk['min_overlap']:.0%} of {lk['ngram']}-grams in train)",
+                              f"{lk[split]['leaked']:,} of {lk[split]['documents']:,} ({lk[split]['rate']:.2%})")
+    for unit in ("chars", "words"):
+        q = r["lengths"][unit]
+        table.add_row(f"{unit} per document (p5 / median / p95)", f"{q['p5']:,.0f} / {q['p50']:,.0f} / {q['p95']:,.0f}")
+    cs = r["charset"]
+    table.add_row("characters: ASCII / letters / digits / whitespace",
+                  f"{cs['ascii']:.1%} / {cs['letters']:.1%} / {cs['digits']:.1%} / {cs['whitespace']:.1%}")
+    table.add_row("punctuation / symbols / control, U+FFFD",
+                  f"{cs['punctuation']:.1%} / {cs['symbols']:.1%} / {cs['control']:.2%}, {cs['replacement']:,}")
+    table.add_row("scripts of letters", ", ".join(f"{s} {v:.1%}" for s, v in cs["scripts"]) or "–")
+    bp = r["boilerplate"]
+    table.add_row(f"boilerplate lines (in ≥ {bp['min_documents']} documents)",
+                  f"{bp['distinct_lines']:,} lines, {bp['line_share']:.2%} of lines, "
+                  f"{bp['documents_affected']:.1%} of documents")
+    console.print(table)
+    for b in bp["top"][:5]:
+        console.print(f"  {b['documents']:>5} × {escape(b['line'][:100])}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

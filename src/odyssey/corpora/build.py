@@ -94,7 +94,7 @@ def build_corpus(
 
     with _file_progress(len(reader.files), enabled=progress) as on_file:
         reader.on_file = on_file
-        return _build(name, reader, out_dir, config, sources, reader.dropped, overwrite)
+        return _build(name, reader, out_dir, config, sources, reader.dropped, overwrite, progress)
 
 
 def build_corpus_from_documents(
@@ -118,7 +118,7 @@ def build_corpus_from_documents(
     out_dir = Path(out_dir)
     _check_target(out_dir, overwrite)
     given = list(sources or [])
-    return _build(name, _checked(name, documents), out_dir, config, lambda: given, Counter(), overwrite)
+    return _build(name, _checked(name, documents), out_dir, config, lambda: given, Counter(), overwrite, progress)
 
 
 def _checked(name: str, documents: Iterable[dict]) -> Iterator[dict]:
@@ -140,12 +140,17 @@ def _build(
     sources: Callable[[], list[dict]],
     read_dropped: Counter,
     overwrite: bool,
+    progress: bool = True,
 ) -> BuildResult:
     dropped: Counter[str] = Counter()
     kept = list(clean(documents, default_filters(config.min_chars), dropped))
     dropped.update(read_dropped)  # counted by the reader while `clean` consumed it
     if config.dedup:
         kept = deduplicate(kept, dropped)
+    synthetic = None
+    if config.drop_synthetic is not None and kept:
+        kept, synthetic = _drop_synthetic(kept, config, progress)
+        dropped["synthetic"] += len(synthetic["documents"])
     if not kept:
         why = ", ".join(f"{k}={v}" for k, v in sorted(dropped.items())) or "no documents read"
         raise DataError(f"corpus {name!r} is empty after cleaning ({why})",
@@ -167,9 +172,26 @@ def _build(
             "documents": sum(s["documents"] for s in splits.values()),
             "bytes": sum(s["bytes"] for s in splits.values()),
             "dropped": dict(sorted(dropped.items())),
+            **({"synthetic_filter": synthetic} if synthetic is not None else {}),
         }
         write_json(tmp / MANIFEST, manifest)  # last: its presence marks a complete corpus
     return BuildResult(out_dir, manifest)
+
+
+def _drop_synthetic(docs: list[dict], config: CorpusConfig, progress: bool) -> tuple[list[dict], dict]:
+    """Documents the detector does not flag as model-generated, and what was dropped:
+    the detector, statistic, threshold and rule, and each dropped id, text sha256 and score."""
+    from odyssey.collapse.config import STATISTICS, DetectConfig
+    from odyssey.collapse.detect import filter_synthetic
+
+    cfg = DetectConfig(model=config.detector_model, observer=config.detector_observer, score=config.detector_score)
+    kept, dropped = filter_synthetic(docs, cfg, config.drop_synthetic, progress=progress)
+    stat = cfg.statistic()
+    return kept, {
+        "model": cfg.model or "default base", "observer": cfg.observer, "statistic": stat,
+        "threshold": config.drop_synthetic, "rule": f"dropped when {stat} {'>' if STATISTICS[stat] else '<'} threshold",
+        "documents": dropped,
+    }
 
 
 def _unique_ids(docs: list[dict]) -> list[dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from odyssey.config import StageConfig
 from odyssey.corpora.store import SPLITS
@@ -37,6 +37,20 @@ class CorpusConfig(StageConfig):
         "file, 'skip' drops the document (counted as 'undecodable'), 'replace' keeps it with U+FFFD."
     )
     shard_docs: int = Field(10_000, ge=1, description="Documents per JSONL shard file.")
+    drop_synthetic: float | None = Field(
+        None, description="Drop documents that the detector scores as model-generated at this threshold "
+        "(in the units of detector_score: perplexity below it, say; `odyssey detect --eval` reports one at "
+        "a chosen false-positive rate). None: keep all.")
+    detector_model: str | None = Field(None, description="Scoring model of drop_synthetic (default: the shipped base model).")
+    detector_observer: str | None = Field(None, description="Observer model for the Binoculars score of drop_synthetic.")
+    detector_score: Literal["auto", "perplexity", "log_rank", "top1", "binoculars"] = Field(
+        "auto", description="Statistic of drop_synthetic (auto: binoculars with an observer, else perplexity).")
+
+    @model_validator(mode="after")
+    def _check_detector(self):
+        if self.detector_score == "binoculars" and not self.detector_observer:
+            raise ValueError("detector_score binoculars needs detector_observer")
+        return self
 
     @field_validator("ratios", mode="before")
     @classmethod
@@ -65,3 +79,22 @@ class CorpusConfig(StageConfig):
         if problems:
             raise ValueError("; ".join(problems))
         return {k: float(value.get(k, 0.0)) for k in SPLITS}
+
+
+class QualityConfig(StageConfig):
+    """What `odyssey corpus quality` measures, and with which thresholds."""
+
+    near_duplicate_threshold: float = Field(
+        0.8, gt=0, le=1, description="Estimated Jaccard similarity of word 5-gram sets at or above which two "
+        "documents are near duplicates (MinHash LSH).")
+    num_perm: int = Field(128, ge=16, description="MinHash permutations.")
+    shingle: int = Field(5, ge=1, description="Words per shingle for near duplicates.")
+    leakage_ngram: int = Field(13, ge=1, description="Words per n-gram in the train/test leakage check.")
+    leakage_min_overlap: float = Field(
+        0.5, gt=0, le=1, description="A valid/test document leaks when at least this share of its n-grams "
+        "occurs in the train split.")
+    boilerplate_min_documents: int = Field(
+        3, ge=2, description="A line is boilerplate when it occurs in at least this many documents.")
+    boilerplate_min_chars: int = Field(
+        20, ge=1, description="Shorter lines (blank lines, braces, short headings) are not counted as boilerplate.")
+    top: int = Field(10, ge=1, description="Examples listed per statistic (boilerplate lines, duplicate clusters).")

@@ -1,0 +1,81 @@
+"""`odyssey collapse`: recursive training on generated text (model collapse)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from odyssey.collapse.config import CollapseConfig
+from odyssey.config import resolve
+
+console = Console()
+
+
+def collapse_command(
+    data: str = typer.Option(None, "--data", help="corpus directory with train, valid and test splits"),
+    model: str = typer.Option(None, "--model", help="pretrained start (default: the shipped base model)"),
+    out: Path = typer.Option(None, "--out", help="experiment directory (default: collapse/<data name>)"),
+    generations: int = typer.Option(None, "--generations", help="generations after generation 0 (default 5)"),
+    keep_real: str = typer.Option(None, "--keep-real", help="fractions of real data kept, one series each (default 0,0.1)"),
+    sampling: bool = typer.Option(None, "--sampling/--beam", help="sample (temperature, top-p) instead of 5-way beam search"),
+    temperature: float = typer.Option(None, "--temperature", help="sampling temperature"),
+    top_p: float = typer.Option(None, "--top-p", help="nucleus sampling probability"),
+    start: str = typer.Option(None, "--start", help="train each generation from the 'base' (default) or the 'previous' one"),
+    max_blocks: int = typer.Option(None, "--max-blocks", help="cap on training blocks per generation"),
+    config: Path = typer.Option(None, "--config", help="YAML file with a CollapseConfig"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
+    overrides: list[str] = typer.Argument(None, help="dotted key=value overrides, e.g. recipe.train.epochs=2"),
+) -> None:
+    """Train generation after generation on text written by the previous one; measure the
+    real test split each time; write results.json and report.html.
+
+    Example: odyssey collapse --data corpora/wiki --generations 5 --keep-real 0,0.1
+    """
+    from odyssey.collapse.run import run_collapse
+    from odyssey.errors import ConfigError
+
+    if not data and not config:
+        raise ConfigError("--data required", "odyssey collapse --data CORPUS [--generations N] [--keep-real 0,0.1]")
+    default_out = f"collapse/{Path(data.rstrip('/')).name}" if data else None
+    cfg = resolve(CollapseConfig, config, overrides, values={
+        "data": data, "model": model, "generations": generations, "keep_real": keep_real,
+        "generation.strategy": None if sampling is None else ("sample" if sampling else "beam"),
+        "generation.temperature": temperature, "generation.top_p": top_p, "start": start,
+        "max_blocks": max_blocks, "out": str(out) if out else None,
+    } | ({} if out or (config and "out" in _yaml_keys(config)) else {"out": default_out}))
+    results = run_collapse(cfg, progress=progress, console=console)
+    render_results(results)
+    console.print(f"report: {Path(cfg.out) / 'report.html'}   results: {Path(cfg.out) / 'results.json'}")
+
+
+def _yaml_keys(path: Path) -> set[str]:
+    from odyssey.config import load_yaml
+
+    return set(load_yaml(path))
+
+
+def render_results(results: dict) -> None:
+    for s in results["series"]:
+        table = Table(title=f"{s['keep_real'] * 100:g}% real data kept: the real test split by generation",
+                      title_justify="left")
+        for col in ("gen", "test ppl", "change", "tail", "distinct-2", "vocab", "repetition"):
+            table.add_column(col, justify="right")
+        for r in s["generations"]:
+            change = r.get("ppl_change_pct")
+            table.add_row(str(r["generation"]), f"{r['test_ppl']:.2f}",
+                          "–" if change is None else f"{change:+.1f}%", f"{r['tail_mass']:.1%}",
+                          f"{r['distinct_2']:.3f}", f"{r['vocab_size']:,}", f"{r['repetition_rate']:.1%}")
+        console.print(table)
+    for name, det in (results.get("detection") or {}).items():
+        stats = det.get("statistics", {})
+        line = ", ".join(f"{k} {v['auroc']:.3f}" for k, v in stats.items())
+        console.print(f"detection, {name} generation {det['generation']} vs real test text: AUROC {line}",
+                      highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to `app`."""
+    app.command("collapse")(collapse_command)

@@ -1,0 +1,136 @@
+"""Synthetic-text detection: scores against a per-document loop, AUROC against a
+pairwise count, the FPR threshold against a brute-force search, an easy case end to
+end, and the `odyssey detect` command."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import make_documents
+from odyssey.cli import run
+from odyssey.collapse.config import GenerationConfig
+from odyssey.collapse.detect import (
+    auroc,
+    evaluate_detection,
+    is_synthetic,
+    score_token_ids,
+    threshold_at_fpr,
+)
+from odyssey.collapse.generate import generate_continuations, prompt_blocks
+from odyssey.io import write_jsonl
+from odyssey.models import load_model, load_tokenizer
+from odyssey.models.presets import build_model
+
+
+def naive_auroc(pos, neg):
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def test_auroc_matches_a_pairwise_count_with_ties():
+    rng = np.random.default_rng(0)
+    pos = rng.integers(0, 8, size=37).astype(float)  # few values: many ties
+    neg = rng.integers(-2, 6, size=23).astype(float)
+    assert auroc(pos, neg) == pytest.approx(naive_auroc(pos, neg))
+    assert auroc([3, 4], [1, 2]) == 1.0 and auroc([1, 2], [3, 4]) == 0.0 and auroc([1], [1]) == 0.5
+
+
+@pytest.mark.parametrize("fpr", [0.0001, 0.05, 0.1, 0.3])
+def test_threshold_at_fpr_matches_a_brute_force_search(fpr):
+    rng = np.random.default_rng(3)
+    neg = np.round(rng.normal(0, 1, 60), 1)  # rounded: ties
+    pos = np.round(rng.normal(1.5, 1, 40), 1)
+    got = threshold_at_fpr(pos, neg, fpr)
+    candidates = sorted(set(neg) | set(pos) | {-np.inf})
+    ok = [t for t in candidates if np.mean(neg > t) <= fpr]  # every rule "score > t" within the FPR
+    best = min(ok)  # the lowest such threshold has the highest TPR
+    assert got["threshold"] == best
+    assert got["fpr"] == pytest.approx(np.mean(neg > best)) and got["fpr"] <= fpr
+    assert got["tpr"] == pytest.approx(np.mean(pos > best))
+
+
+def naive_scores(model, observer, ids, eos):
+    x = torch.tensor([eos, *ids])[None]
+    with torch.no_grad():
+        logits = model(input_ids=x).logits[0, :-1].double()
+        obs = observer(input_ids=x).logits[0, :-1].double()
+    nll, ranks, xent = [], [], []
+    for t, target in enumerate(ids):
+        logp = torch.log_softmax(logits[t], -1)
+        nll.append(-float(logp[target]))
+        order = sorted(range(len(logp)), key=lambda v: -float(logits[t, v]))
+        ranks.append(1 + sum(1 for v in order if logits[t, v] > logits[t, target]))
+        p_obs = torch.softmax(obs[t], -1)
+        xent.append(-sum(float(p_obs[v] * logp[v]) for v in range(len(logp))))
+    log_ppl = sum(nll) / len(nll)
+    return {"log_ppl": log_ppl, "log_rank": sum(math.log(r) for r in ranks) / len(ranks),
+            "top1": sum(r == 1 for r in ranks) / len(ranks), "binoculars": log_ppl / (sum(xent) / len(xent))}
+
+
+def test_scores_match_a_per_document_loop(tiny_llama_dir, tmp_path):
+    tok = load_tokenizer(tiny_llama_dir)
+    model = load_model(tiny_llama_dir)
+    observer = build_model(model.config, seed=1)  # same tokenizer, other weights
+    docs = make_documents(3, seed=9, min_words=5, max_words=30)
+    ids = [np.asarray(tok(d, add_special_tokens=False)["input_ids"][:40]) for d in docs] + [np.zeros(0, int)]
+    rows = score_token_ids(model, ids, eos_id=tok.eos_token_id, observer=observer, batch_size=2)
+    for row, x in zip(rows[:3], ids[:3], strict=True):
+        want = naive_scores(model, observer, x.tolist(), tok.eos_token_id)
+        assert row["tokens"] == len(x)
+        for key, value in want.items():
+            assert row[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
+        assert row["perplexity"] == pytest.approx(math.exp(want["log_ppl"]), rel=1e-4)
+    assert rows[3]["tokens"] == 0 and math.isnan(rows[3]["perplexity"])  # an empty document scores NaN
+    assert not is_synthetic(rows[3], "perplexity", 1e9)
+
+
+def test_beam_search_text_is_told_from_real_text(tiny_llama_dir):
+    """The easy case: a model's own beam-search continuations against real text."""
+    tok = load_tokenizer(tiny_llama_dir)
+    model = load_model(tiny_llama_dir)
+    real_docs = [{"text": t, "id": str(i)} for i, t in enumerate(make_documents(40, seed=21))]
+    prompts = prompt_blocks(real_docs, tok, 8)[:24]
+    cfg = GenerationConfig(prompt_tokens=8, new_tokens=16, num_beams=3, batch_size=8)
+    generated = generate_continuations(model, prompts, cfg, eos_id=tok.eos_token_id, progress=False)
+    assert generated.shape == (24, 16) and not (generated == tok.eos_token_id).any()
+    real = [np.asarray(tok(d["text"], add_special_tokens=False)["input_ids"][8:24]) for d in real_docs[:24]]
+    kw = dict(eos_id=tok.eos_token_id, batch_size=8)
+    result = evaluate_detection(score_token_ids(model, real, **kw), score_token_ids(model, list(generated), **kw))
+    assert result["perplexity"]["auroc"] >= 0.9
+    assert result["perplexity"]["rule"] == "<" and result["top1"]["rule"] == ">"
+    assert "binoculars" not in result  # no observer
+
+
+def test_detect_cli(tiny_llama_dir, tmp_path, capsys):
+    real = tmp_path / "real.jsonl"
+    gen = tmp_path / "gen.jsonl"
+    write_jsonl(real, ({"text": t, "id": f"r{i}"} for i, t in enumerate(make_documents(12, seed=5))))
+    write_jsonl(gen, ({"text": "the the the the the the the the the the", "id": f"g{i}"} for i in range(6)))
+    code = run(["detect", "--data", str(real), "--model", str(tiny_llama_dir),
+                "--observer", str(tiny_llama_dir), "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["statistic"] == "binoculars" and len(doc["documents"]) == 12
+    assert {"id", "tokens", "perplexity", "log_rank", "top1", "binoculars"} <= set(doc["documents"][0])
+
+    code = run(["detect", "--eval", str(real), str(gen), "--model", str(tiny_llama_dir), "--fpr", "0.1", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["statistic"] == "perplexity"
+    assert set(result["statistics"]) == {"perplexity", "log_rank", "top1"}
+    assert 0.0 <= result["statistics"]["perplexity"]["auroc"] <= 1.0
+
+    code = run(["detect", "--data", str(real), "--model", str(tiny_llama_dir)])  # the table
+    assert code == 0 and "perplexity" in capsys.readouterr().out
+
+    code = run(["detect", "--model", str(tiny_llama_dir)])
+    err = capsys.readouterr().err
+    assert code == 2 and "either --data" in err and "Traceback" not in err
+    code = run(["detect", "--data", str(real), "--model", str(tiny_llama_dir), "--score", "binoculars"])
+    err = capsys.readouterr().err
+    assert code == 2 and "observer" in err and "Traceback" not in err
