@@ -121,3 +121,27 @@ def test_mitigation_section_renders(tmp_path):
     assert [r["variant"] for r in sec["domains"][0]["rows"]] == ["none", "replay", EVIL]
     html = render_report(results, {}, tmp_path / "r.html", sections={"mitigations": sec}).read_text()
     assert 'id="mitigations"' in html and EVIL not in html and "Recommended: <strong>replay</strong>" in html
+
+
+def test_probe_section_sorts_domains_by_what_moved(tmp_path):
+    from odyssey.report.sections import probe_section
+
+    def rec(name, bias_sig, cats, spec_sig, gap_shift, gap_sig):
+        return {"name": name, "kind": "register", "probes": {
+            "bias": {"rate": 0.55, "base_rate": 0.5, "shift": 0.05, "shift_ci": [0.01, 0.09],
+                     "significant": bias_sig, "moved": cats, "adjusted_moved": []},
+            "memorization": {"sequences": 8, "exact": 0, "exact_base": 0, "exact_significant": False,
+                             "specific": 1.0, "specific_ci": [0.1, 2.0], "specific_significant": spec_sig,
+                             "membership_gap": 0.3, "membership_gap_base": 0.1, "membership_shift": gap_shift,
+                             "membership_shift_ci": [0.1, 0.3], "membership_significant": gap_sig},
+            "summary": [f"{EVIL} summary"]}}
+
+    results = {"study": {"name": "s"}, "domains": [
+        rec("a", True, ["gender"], False, 0.2, True), rec("b", False, [], True, -0.2, True), {"name": "c"}]}
+    sec = probe_section(results)
+    assert [r["name"] for r in sec["rows"]] == ["a", "b"]  # c was not probed
+    assert sec["moved_bias"] == ["a"] and sec["moved_categories"] == ["a"]
+    assert sec["moved_memorization"] == ["b"]
+    assert sec["membership_widened"] == ["a"]  # b's gap narrowed: not a rise in memorization
+    html = render_report(results, {}, tmp_path / "r.html", sections={"probes": sec}).read_text()
+    assert 'id="probes"' in html and EVIL not in html

@@ -210,7 +210,12 @@ def probe_section(results: Mapping) -> dict | None:
             for d in results.get("domains", []) if d.get("probes")]
     if not rows:
         return None
-    moved_bias = [r["name"] for r in rows if (r.get("bias") or {}).get("significant") or (r.get("bias") or {}).get("moved")]
-    moved_mem = [r["name"] for r in rows if (r.get("memorization") or {}).get("specific_significant")
-                 or (r.get("memorization") or {}).get("exact_significant")]
-    return {"rows": rows, "moved_bias": moved_bias, "moved_memorization": moved_mem}
+    def mem(r):
+        return r.get("memorization") or {}
+
+    moved_bias = [r["name"] for r in rows if (r.get("bias") or {}).get("significant")]
+    moved_categories = [r["name"] for r in rows if (r.get("bias") or {}).get("moved")]
+    moved_mem = [r["name"] for r in rows if mem(r).get("specific_significant") or mem(r).get("exact_significant")]
+    widened = [r["name"] for r in rows if mem(r).get("membership_significant") and (mem(r).get("membership_shift") or 0) > 0]
+    return {"rows": rows, "moved_bias": moved_bias, "moved_categories": moved_categories,
+            "moved_memorization": moved_mem, "membership_widened": widened}
