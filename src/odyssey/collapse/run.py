@@ -28,7 +28,6 @@ interrupted one resumes its adapt run from its checkpoint and reuses what it wro
 from __future__ import annotations
 
 import math
-import platform
 import shutil
 import time
 import uuid
@@ -54,6 +53,7 @@ from odyssey.corpora.split import split_digest
 from odyssey.corpora.store import MANIFEST, is_corpus_dir, iter_split
 from odyssey.errors import ConfigError, DataError
 from odyssey.io import atomic_write, write_json, write_jsonl
+from odyssey.machine import describe, elapsed
 from odyssey.study.store import StudyStore
 
 # Settings that may change between a run and its continuation: more generations, more
@@ -313,7 +313,7 @@ class Experiment:
         if done and done["status"] == "done":
             self.console.print(f"  {name}: done earlier (test perplexity {done['test_ppl']:.2f})")
             return done
-        self.console.print(f"  {name}: training ({_elapsed(started)} elapsed)")
+        self.console.print(f"  {name}: training ({elapsed(started)} elapsed)")
         rec = self.generation(fraction, g, position)
         change = "" if gen0 is None else f" ({100 * (rec['test_ppl'] / gen0['test_ppl'] - 1):+.1f}% vs gen 0)"
         self.console.print(f"  {name}: test perplexity {rec['test_ppl']:.2f}{change}, tail mass "
@@ -412,7 +412,7 @@ def collect_results(store: StudyStore) -> dict:
         "experiment": {"model": store.get_meta("base"), "data": cfg.get("data"), "config": cfg,
                        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "odyssey_version": __version__,
                        "seconds": store.get_meta("seconds"),
-                       "machine": f"{platform.machine()}, {_cpus()} CPUs, {_device()}"},
+                       "machine": describe()},
         "real": store.get_meta("real", {}),
         "series": series,
         "detection": store.get_meta("detection", {}),
@@ -443,19 +443,3 @@ def run_collapse(cfg: CollapseConfig, *, progress: bool = True, console: Console
     finally:
         exp.store.close()
 
-
-def _elapsed(t0: float) -> str:
-    s = int(time.perf_counter() - t0)
-    return f"{s // 60}:{s % 60:02d}"
-
-
-def _cpus() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-def _device() -> str:
-    import torch
-
-    return torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"

@@ -18,6 +18,13 @@ DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfl
           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
 
 
+def known_dtype(v: str) -> str:
+    """``v`` if it names a dtype of :data:`DTYPES` (for config validators), else ValueError."""
+    if v not in DTYPES:
+        raise ValueError(f"unknown dtype {v!r}; use one of {', '.join(sorted(DTYPES))}")
+    return v
+
+
 def resolve_model_path(name_or_path: str | os.PathLike) -> str:
     """Map an odyssey run directory to the model inside it; leave anything else alone.
 

@@ -17,7 +17,6 @@ from its checkpoint.
 
 from __future__ import annotations
 
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from odyssey.energy import run_energy
 from odyssey.errors import ConfigError
 from odyssey.evaluate.config import EvalConfig
 from odyssey.io import write_json
+from odyssey.machine import describe, elapsed
 from odyssey.study.config import DomainSpec, StudyConfig
 from odyssey.study.store import StudyStore
 from odyssey.study.variants import Variant, run_name, study_variants
@@ -196,7 +196,7 @@ class Study:
             return f"[{task.position + 1}/{n}] {task.run}"
 
         def on_start(task: DomainTask) -> None:
-            self.console.print(f"  {tag(task)}: adapting ({_elapsed(started)} elapsed)")
+            self.console.print(f"  {tag(task)}: adapting ({elapsed(started)} elapsed)")
 
         def on_done(task: DomainTask, rec: dict) -> None:
             self.console.print(f"  {tag(task)}: perplexity {rec['ppl_before']:.2f} → {rec['ppl_after']:.2f} "
@@ -241,7 +241,7 @@ def collect_results(store: StudyStore) -> dict:
                   "recipe": cfg.get("recipe"), "test_eval": cfg.get("test_eval"),
                   "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "odyssey_version": __version__,
                   "seconds": store.get_meta("seconds"),
-                  "machine": f"{platform.machine()}, {_cpus()} CPUs, {_device()}"},
+                  "machine": describe()},
         "base": {"general_ppl": base.get("perplexity"), "general_bpb": base.get("bits_per_byte")},
         "domains": [r for r in runs if not r.get("variant")],
         "mitigations": [r for r in runs if r.get("variant")],
@@ -271,19 +271,3 @@ def run_study(cfg: StudyConfig, *, progress: bool = True, console: Console | Non
     finally:
         study.store.close()
 
-
-def _elapsed(t0: float) -> str:
-    s = int(time.perf_counter() - t0)
-    return f"{s // 60}:{s % 60:02d}"
-
-
-def _cpus() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-def _device() -> str:
-    import torch
-
-    return torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"

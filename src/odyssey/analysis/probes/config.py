@@ -23,11 +23,9 @@ class _ProbeCommon(StageConfig):
     @field_validator("dtype")
     @classmethod
     def _known_dtype(cls, v: str) -> str:
-        from odyssey.models.load import DTYPES
+        from odyssey.models.load import known_dtype
 
-        if v not in DTYPES:
-            raise ValueError(f"unknown dtype {v!r}; use one of {', '.join(sorted(DTYPES))}")
-        return v
+        return known_dtype(v)
 
 
 class BiasProbeConfig(_ProbeCommon):
