@@ -409,7 +409,9 @@ def analysis_context(sections: Mapping, domains: Sequence[Mapping]) -> dict:
                        "chart": _markup(analysis_plots.category_bars(att["domains"], order))}
     pred = sections.get("predictor") or {}
     predictor = None
-    if pred.get("available"):
+    # Fewer than three measured domains give no correlation to show (the fit's own
+    # leave-one-out figures belong with a study it can be compared to).
+    if pred.get("available") and any(m.get("rho") is not None for m in pred.get("measures", [])):
         points = [{**p, "kind": kinds.get(p["name"], p.get("kind") or "custom")} for p in pred["points"]]
         predictor = {**pred, "labels": analysis_plots.MEASURE_LABELS,
                      "similarity_chart": _markup(analysis_plots.similarity_panels(points, pred["measures"], colors)),
