@@ -4,26 +4,9 @@ bit for bit, for every format, with zeros and special values, and across column 
 import numpy as np
 import pytest
 import torch
+from lmul_cases import operands, same_bits
 
 from odyssey.lmul.kernels import _TILE, lmul, lmul_matmul, lmul_sum_reference
-
-
-def same_bits(got: torch.Tensor, want: torch.Tensor) -> bool:
-    """Bitwise equality, every NaN counting as equal to any NaN (accumulating a NaN keeps
-    the first one's payload, which the CPU chooses)."""
-    nan = torch.isnan(want)
-    if not torch.equal(torch.isnan(got), nan):
-        return False
-    return torch.equal(got[~nan].view(torch.int32), want[~nan].view(torch.int32))
-
-
-def operands(M, K, N, dtype, seed=0, zeros=0.1):
-    gen = torch.Generator().manual_seed(seed)
-    a = torch.randn(M, K, generator=gen) * 2.0 ** torch.randint(-3, 4, (M, K), generator=gen)
-    b = torch.randn(K, N, generator=gen)
-    a[torch.rand(M, K, generator=gen) < zeros] = 0.0
-    b[torch.rand(K, N, generator=gen) < zeros] = -0.0
-    return a.to(dtype), b.to(dtype)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])

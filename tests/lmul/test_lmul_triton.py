@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from lmul_cases import operands, same_bits
 
 from odyssey.lmul.kernels import _TILE, lmul, lmul_matmul
 
@@ -31,29 +32,10 @@ needs_kernel = pytest.mark.skipif(not (ON_GPU or (HAVE_TRITON and INTERPRETING))
 real_gpu_only = pytest.mark.skipif(not ON_GPU, reason="needs a CUDA device (not the interpreter)")
 
 
-def same_bits(got: torch.Tensor, want: torch.Tensor) -> bool:
-    """Bitwise equality, every NaN counting as equal to any NaN (a GPU's float addition
-    returns its canonical NaN, the CPU the first operand's)."""
-    got, want = got.cpu(), want.cpu()
-    nan = torch.isnan(want)
-    if got.shape != want.shape or not torch.equal(torch.isnan(got), nan):
-        return False
-    return torch.equal(got[~nan].view(torch.int32), want[~nan].view(torch.int32))
-
-
 def triton_matmul(a, b, mantissa=None):
     from odyssey.lmul.triton_kernel import lmul_matmul_triton
 
     return lmul_matmul_triton(a.to(DEVICE), b.to(DEVICE), mantissa)
-
-
-def operands(M, K, N, dtype, seed=0, zeros=0.1):
-    gen = torch.Generator().manual_seed(seed)
-    a = torch.randn(M, K, generator=gen) * 2.0 ** torch.randint(-3, 4, (M, K), generator=gen)
-    b = torch.randn(K, N, generator=gen)
-    a[torch.rand(M, K, generator=gen) < zeros] = 0.0
-    b[torch.rand(K, N, generator=gen) < zeros] = -0.0
-    return a.to(dtype), b.to(dtype)
 
 
 SHAPES = [(1, 1, 1), (7, 33, 37), (17, 5, 70)]  # partial tiles in both directions

@@ -20,12 +20,11 @@ import numpy as np
 
 from odyssey.analysis.config import SimilarityConfig
 from odyssey.analysis.similarity import (
-    WORDFREQ,
     BloomFilter,
     ReferenceProfile,
     build_reference,
     embed_texts,
-    pretraining_corpus,
+    resolve_reference,
 )
 from odyssey.io import atomic_write, odyssey_home, read_json, write_json
 
@@ -58,18 +57,14 @@ def cached_reference(reference: str | os.PathLike | None = None, *, model: str |
     """:func:`~odyssey.analysis.similarity.build_reference`, read from the cache when the
     same reference was profiled with the same settings before; embeddings included."""
     config = config or SimilarityConfig()
-    verified, kind = None, "corpus"
-    if reference is None and model is not None:
-        found = pretraining_corpus(model)
-        if found:
-            (reference, verified), kind = found, "pretraining-corpus"
-    if reference is None or str(reference) in ("wordfreq", WORDFREQ) or not use_cache:
-        return build_reference(reference, model=model, config=config)
-    key = reference_key(str(reference), config)
-    if key is None:
-        return build_reference(reference, config=config)
-    folder = cache_dir() / key
-    if (folder / "profile.json").is_file():
+    reference, kind, verified = resolve_reference(reference, model)
+    if reference is None:
+        return build_reference(None, config=config)  # wordfreq's frequencies: nothing to cache
+    key = reference_key(str(reference), config) if use_cache else None
+    folder = cache_dir() / key if key else None
+    if folder is None:
+        ref = build_reference(reference, config=config)
+    elif (folder / "profile.json").is_file():
         ref = load_profile(folder)
     else:
         ref = build_reference(reference, config=config)

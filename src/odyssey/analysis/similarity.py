@@ -412,6 +412,21 @@ def _progress(iterable, enabled: bool, desc: str):
     return tqdm(iterable, desc=desc, unit=" docs", leave=False, mininterval=1.0)
 
 
+def resolve_reference(reference: str | os.PathLike | None, model: str | None = None
+                      ) -> tuple[str | os.PathLike | None, str, bool | None]:
+    """``(reference, kind, verified)`` as :func:`build_reference` reads it: a given
+    reference as it is (``kind`` "corpus"), else the model's pretraining corpus when its
+    provenance names one that is present ("pretraining-corpus", ``verified`` by hash);
+    ``reference`` None means wordfreq's frequencies."""
+    if reference is None and model is not None:
+        found = pretraining_corpus(model)
+        if found:
+            return found[0], "pretraining-corpus", found[1]
+    if reference is None or str(reference) in ("wordfreq", WORDFREQ):
+        return None, "wordfreq", None
+    return reference, "corpus", None
+
+
 def build_reference(reference: str | os.PathLike | None = None, *, model: str | None = None,
                     config: SimilarityConfig | None = None) -> ReferenceProfile:
     """Read a reference once: word counts, a Bloom filter of its word n-grams and a
@@ -423,13 +438,8 @@ def build_reference(reference: str | os.PathLike | None = None, *, model: str | 
     >>> [similarity(d, ref) for d in ("world/domains/licenses", "world/domains/wiki-arts")]
     """
     config = config or SimilarityConfig()
-    kind, verified = "corpus", None
-    if reference is None and model is not None:
-        found = pretraining_corpus(model)
-        if found:
-            reference, verified = found
-            kind = "pretraining-corpus"
-    if reference is None or str(reference) in ("wordfreq", WORDFREQ):
+    reference, kind, verified = resolve_reference(reference, model)
+    if reference is None:
         return wordfreq_reference()
     if config.embeddings:
         embed_model_path(config)

@@ -34,6 +34,21 @@ def _require(**flags) -> None:
         raise ConfigError(f"{' and '.join(missing)} required", "see odyssey probe --help")
 
 
+def _show(result: dict, out, as_json: bool, render, drop: tuple[str, ...] = ()) -> None:
+    """Save a probe's result when asked, then print it as JSON or as a table and sentences."""
+    from odyssey.analysis.probes import save_probe, summarize_probe
+
+    saved = save_probe(result, out) if out else None
+    if as_json:
+        _print_json({**result, "out": str(saved) if saved else None}, drop=drop)
+        return
+    render(result)
+    for line in summarize_probe(result):
+        console.print(line, highlight=False)
+    if saved:
+        console.print(f"saved to {saved}")
+
+
 def _print_json(result: dict, drop: tuple[str, ...] = ()) -> None:
     from odyssey.analysis.probes.summary import clean
 
@@ -80,7 +95,7 @@ def bias_command(
 
     Example: odyssey probe bias --model runs/legal --against src/odyssey/assets/default-base --out runs/legal/probes
     """
-    from odyssey.analysis.probes import bias_probe, save_probe, summarize_probe
+    from odyssey.analysis.probes import bias_probe
     from odyssey.analysis.probes.templates import counts, load_templates
 
     cfg = resolve(BiasProbeConfig, config, overrides, values={
@@ -95,15 +110,7 @@ def bias_command(
         return
     _require(model=model)
     result = bias_probe(model, against=against, config=cfg)
-    saved = save_probe(result, out) if out else None
-    if as_json:
-        _print_json({**result, "out": str(saved) if saved else None}, drop=("pairs",))
-        return
-    render_bias(result)
-    for line in summarize_probe(result):
-        console.print(line, highlight=False)
-    if saved:
-        console.print(f"saved to {saved}")
+    _show(result, out, as_json, render_bias, drop=("pairs",))
 
 
 def render_counts(table_counts: dict) -> None:
@@ -168,7 +175,7 @@ def memorization_command(
 
     Example: odyssey probe memorization --model runs/legal --data world/domains/licenses --against src/odyssey/assets/default-base
     """
-    from odyssey.analysis.probes import memorization_probe, save_probe, summarize_probe
+    from odyssey.analysis.probes import memorization_probe
 
     _require(model=model, data=data)
     cfg = resolve(MemorizationProbeConfig, config, overrides, values={
@@ -176,15 +183,7 @@ def memorization_command(
         "membership_documents": membership_documents, "n_boot": n_boot, "seed": seed, "batch_size": batch_size,
         "device": device, "progress": progress})
     result = memorization_probe(model, data, against=against, config=cfg)
-    saved = save_probe(result, out) if out else None
-    if as_json:
-        _print_json({**result, "out": str(saved) if saved else None})
-        return
-    render_memorization(result)
-    for line in summarize_probe(result):
-        console.print(line, highlight=False)
-    if saved:
-        console.print(f"saved to {saved}")
+    _show(result, out, as_json, render_memorization)
 
 
 def render_memorization(r: dict) -> None:

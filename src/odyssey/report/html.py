@@ -55,7 +55,7 @@ def render_report(results: Mapping, curves: Mapping[str, Sequence[Mapping]] | No
             rows with ``split`` "valid"/"general", ``tokens_seen`` and ``perplexity``
             are plotted; other rows are ignored). May be empty.
         out_path: where to write the ``.html`` file; parent folders are created.
-        sections: the analysis sections of :func:`odyssey.report.sections.study_sections`
+        sections: the analysis sections of :func:`odyssey.study.analyses.study_sections`
             (token attribution, similarity and prediction, energy); each one is optional.
 
     Example:

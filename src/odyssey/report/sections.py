@@ -1,63 +1,19 @@
-"""The study report's analysis sections, gathered from a study directory.
+"""The study report's analysis sections, as plain data computed from a study's results.
 
-:func:`study_sections` collects what the plain results table cannot show: why each
-domain's loss changed (token attribution of its test text, before against after),
-how the change relates to the domain's similarity to the pretraining data, and what
-each run cost in energy. Each section is plain data; :mod:`odyssey.report.html`
-renders it. A section that cannot be built (a run without per-token arrays, a study
-never measured for similarity) is left out with a note, never an error: the report
-must always be writable from the store.
+What the plain results table cannot show: why each domain's loss changed (the compact
+form of a token attribution), what each run cost in energy, how the mitigation variants
+compare, and what the probes found. The study runner gathers what these need from its
+run directories (:mod:`odyssey.study.analyses`); :mod:`odyssey.report.html` renders them.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Mapping
-from pathlib import Path
 
-from odyssey.errors import OdysseyError
-from odyssey.io import read_json, write_json
+from odyssey.report.plots import _finite
 
-log = logging.getLogger(__name__)
-
-ATTRIBUTION_FILE = "attribution.json"  # cached per run: runs/<domain>/attribution.json
-ATTRIBUTION_FORMAT = 1
 TOP_TOKENS = 5  # token types listed per direction in the report
-
-
-def study_sections(study_dir: str | Path, results: Mapping) -> dict:
-    """``{"attribution", "predictor", "energy", "mitigations", "probes"}`` sections for ``render_report``."""
-    study_dir = Path(study_dir)
-    return {
-        "attribution": attribution_section(study_dir, results),
-        "predictor": predictor_report(study_dir, results),
-        "energy": energy_section(results),
-        "mitigations": mitigation_section(results),
-        "probes": probe_section(results),
-    }
-
-
-# -- attribution -------------------------------------------------------------------------------
-def attribution_summary(run_dir: Path, reference: str | None) -> dict | None:
-    """The token attribution of a domain's test text (base against adapted), cached in
-    ``run_dir/attribution.json``; None when the run has no per-token evaluations."""
-    before, after = run_dir / "evals" / "base-test", run_dir / "evals" / "adapted-test"
-    if not ((before / "tokens.safetensors").is_file() and (after / "tokens.safetensors").is_file()):
-        return None
-    cache = run_dir / ATTRIBUTION_FILE
-    stamp = {"format": ATTRIBUTION_FORMAT, "reference": reference,
-             "before_mtime": (before / "tokens.safetensors").stat().st_mtime,
-             "after_mtime": (after / "tokens.safetensors").stat().st_mtime}
-    if cache.is_file():
-        saved = read_json(cache)
-        if saved.get("stamp") == stamp:
-            return saved["summary"]
-    from odyssey.analysis.tokens import attribute
-
-    summary = attribute(before, after, reference=reference).summary()
-    write_json(cache, {"stamp": stamp, "summary": summary})
-    return summary
 
 
 def compact_attribution(summary: Mapping) -> dict:
@@ -75,41 +31,6 @@ def compact_attribution(summary: Mapping) -> dict:
         "better": summary["top_types"]["better"][:TOP_TOKENS],
         "domain_terms": summary.get("domain_terms", [])[:12],
     }
-
-
-def attribution_section(study_dir: Path, results: Mapping) -> dict:
-    general = (results.get("study") or {}).get("general")
-    domains, notes = {}, []
-    for d in results.get("domains", []):
-        try:
-            summary = attribution_summary(study_dir / "runs" / d["name"], general)
-        except (OdysseyError, OSError, KeyError, ValueError) as e:
-            notes.append(f"{d['name']}: attribution failed ({e})")
-            continue
-        if summary is None:
-            notes.append(f"{d['name']}: no per-token evaluations to attribute")
-            continue
-        domains[d["name"]] = compact_attribution(summary)
-    return {"domains": domains, "notes": notes}
-
-
-# -- similarity and prediction -------------------------------------------------------------------
-def predictor_report(study_dir: Path, results: Mapping) -> dict:
-    """:func:`~odyssey.analysis.predictor.predictor_section` with the shipped default fit and
-    the similarity measures cached in ``STUDY_DIR/features.json`` (written by
-    ``odyssey diagnose fit STUDY_DIR``)."""
-    from odyssey.analysis.diagnose import load_study_features
-    from odyssey.analysis.predictor import load_fit, predictor_section
-
-    try:
-        fit = load_fit()
-    except OdysseyError as e:
-        log.info("no predictor fit: %s", e)
-        fit = None
-    features = load_study_features(study_dir) or None
-    section = predictor_section(results, fit, features)
-    section["measured_here"] = features is not None
-    return section
 
 
 # -- energy ----------------------------------------------------------------------------------
@@ -197,9 +118,6 @@ def mitigation_section(results: Mapping) -> dict | None:
                                   "best": r["variant"] == best} for r in rows]})
     return {"domains": domains, "goal_pct": FORGETTING_GOAL_PCT} if domains else None
 
-
-def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)
 
 
 # -- probes -----------------------------------------------------------------------------------

@@ -134,7 +134,7 @@ class Study:
                       lr=(variant.lr if variant and variant.lr else self.cfg.recipe.optim.lr))
         if probes:
             record["probes"] = probes
-        write_model_card(run_dir, base_model=targets.model)
+            write_model_card(run_dir, base_model=targets.model)  # adapt wrote it before the probes ran
         self.store.put_metrics(name, read_metrics(run_dir))
         self.store.put_run(name, "done", record, position)
         return record
@@ -251,7 +251,7 @@ def collect_results(store: StudyStore) -> dict:
 def write_outputs(out: Path, store: StudyStore) -> dict:
     """``results.json`` and ``report.html`` from the store (also `odyssey report`)."""
     from odyssey.report import render_report
-    from odyssey.report.sections import study_sections
+    from odyssey.study.analyses import study_sections
 
     results = collect_results(store)
     write_json(out / "results.json", results)
