@@ -13,8 +13,11 @@ from odyssey.corpora.sources import get_source
 from odyssey.corpora.store import SPLITS, iter_split, read_manifest
 from odyssey.corpora.world import (
     HELDOUT_TOPICS,
+    IN_DISTRIBUTION,
+    SEEN,
     WorldConfig,
     build_world,
+    content_hash,
     default_world_dir,
     load_world,
 )
@@ -22,7 +25,8 @@ from odyssey.errors import ConfigError, DataError, WriteError
 from odyssey.io import sha256_text
 
 # Small enough for a second per build; the same code paths as the default world.
-SMALL = {"domain_max_bytes": 12_000, "domain_chunk_bytes": 1_000, "general_max_bytes": 100_000}
+SMALL = {"domain_max_bytes": 12_000, "domain_chunk_bytes": 1_000, "general_max_bytes": 100_000,
+         "in_distribution_bytes": 12_000, "seen_bytes": 12_000}
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -43,8 +47,9 @@ def split_hashes(corpus: dict, split: str) -> set[str]:
 def test_world_has_a_general_corpus_and_at_least_8_domains_of_both_kinds(small_world):
     kinds = [d["kind"] for d in small_world["domains"]]
     assert small_world["general"]["kind"] == "general"
-    assert len(kinds) >= 8
+    assert len(kinds) >= 10
     assert kinds.count("wikipedia-topic") >= 4 and kinds.count("register") >= 4
+    assert kinds.count("in-distribution") == 1 and kinds.count("seen") == 1
     names = {d["name"] for d in small_world["domains"]}
     assert {"licenses", "shakespeare", "python-docs", "python-source", "sotu-1790-1816"} <= names
     for c in corpora(small_world):
@@ -67,20 +72,63 @@ def test_every_manifest_records_package_version_license_and_hashes(small_world):
             assert manifest["splits"][split]["sha256"] == c["splits"][split]["sha256"]
 
 
+def is_seen_test(corpus: dict, split: str) -> bool:
+    """The one deliberate exception to the no-leakage rule."""
+    return corpus["name"] == SEEN and split == "test"
+
+
 def test_no_test_or_valid_document_is_in_any_train_split(small_world):
     train = set().union(*(split_hashes(c, "train") for c in corpora(small_world)))
     for c in corpora(small_world):
         for split in ("valid", "test"):
-            assert not split_hashes(c, split) & train, f"{c['name']}:{split} leaks into a train split"
+            if not is_seen_test(c, split):
+                assert not split_hashes(c, split) & train, f"{c['name']}:{split} leaks into a train split"
 
 
 def test_no_text_is_in_two_corpora(small_world):
     seen: dict[str, str] = {}
     for c in corpora(small_world):
         for split in SPLITS:
+            if is_seen_test(c, split):
+                continue
             for digest in split_hashes(c, split):
                 assert digest not in seen, f"{c['name']}:{split} repeats a text of {seen[digest]}"
                 seen[digest] = f"{c['name']}:{split}"
+
+
+def test_seen_control_tests_exactly_on_general_train_documents_and_nothing_else_has_them(small_world):
+    by_name = {c["name"]: c for c in corpora(small_world)}
+    seen_test = split_hashes(by_name[SEEN], "test")
+    assert seen_test and seen_test <= split_hashes(small_world["general"], "train")
+    for c in corpora(small_world):
+        for split in SPLITS:
+            if c["name"] != "general" and not is_seen_test(c, split):
+                assert not split_hashes(c, split) & seen_test, f"{c['name']}:{split} has a seen test text"
+    # its own train and valid splits are unseen: in no general split
+    general = set().union(*(split_hashes(small_world["general"], s) for s in SPLITS))
+    assert not (split_hashes(by_name[SEEN], "train") | split_hashes(by_name[SEEN], "valid")) & general
+    manifest = read_manifest(by_name[SEEN]["dir"])
+    assert manifest["seen_in_pretraining"] == by_name[SEEN]["seen_in_pretraining"]
+    assert manifest["seen_in_pretraining"]["documents"] == by_name[SEEN]["splits"]["test"]["documents"]
+
+
+def test_in_distribution_control_comes_from_the_general_sources_and_topics(small_world):
+    by_name = {c["name"]: c for c in corpora(small_world)}
+    control = by_name[IN_DISTRIBUTION]
+    assert control["kind"] == "in-distribution" and by_name[SEEN]["kind"] == "seen"
+    docs = [d for s in SPLITS for d in iter_split(control["dir"], s)]
+    general = [d for s in SPLITS for d in iter_split(small_world["general"]["dir"], s)]
+    topics = lambda ds: {d["meta"]["topic"] for d in ds if d["id"].startswith("wikipedia:")}  # noqa: E731
+    assert topics(docs) and topics(docs) <= topics(general)
+    assert all(d["meta"]["year"] > 1816 for d in docs if d["id"].startswith("sotu:"))
+
+
+def test_world_records_a_content_hash_that_follows_the_splits(small_world):
+    assert SHA256.match(small_world["content_sha256"])
+    assert content_hash(corpora(small_world)) == small_world["content_sha256"]
+    changed = [dict(c) for c in corpora(small_world)]
+    changed[1] = {**changed[1], "splits": {**changed[1]["splits"], "test": {"sha256": "0" * 64}}}
+    assert content_hash(changed) != small_world["content_sha256"]
 
 
 def test_heldout_topics_and_era_are_absent_from_the_general_corpus(small_world):
@@ -100,9 +148,11 @@ def test_heldout_topics_and_era_are_absent_from_the_general_corpus(small_world):
 
 def test_domains_are_capped_and_chunked(small_world):
     for d in small_world["domains"]:
-        # the last chunk sampled may go past the cap, by at most one chunk
-        assert SMALL["domain_max_bytes"] <= d["bytes"] < SMALL["domain_max_bytes"] + 2 * SMALL["domain_chunk_bytes"]
-        if d["kind"] == "register":
+        # the last chunk sampled may go past the cap, by at most one chunk (of the general corpus's
+        # size for the controls, whose seen domain is sampled in two parts)
+        over = 2 * SMALL["domain_chunk_bytes"] if d["kind"] not in ("in-distribution", "seen") else 4 * 4_000
+        assert SMALL["domain_max_bytes"] <= d["bytes"] < SMALL["domain_max_bytes"] + over, d["name"]
+        if d["kind"] in ("register",):
             sizes = [len(x["text"].encode()) for x in iter_split(d["dir"], "train")]
             assert max(sizes) <= 2 * SMALL["domain_chunk_bytes"], d["name"]
 

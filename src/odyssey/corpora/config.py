@@ -25,6 +25,9 @@ class CorpusConfig(StageConfig):
         "(missing splits count as 0) or three floats in that order; they must sum to 1.",
     )
     seed: int = Field(0, description="Seed of the document-level split shuffle.")
+    split_field: str | None = Field(
+        None, description="Meta field that fixes a document's split (train, valid or test); documents "
+        "without it are split by the ratios. None: every document is split by the ratios.")
     text_field: str = Field("text", description="Field holding the text in JSONL, parquet and datasets inputs.")
     license: str | None = Field(None, description="License of the text, recorded in the manifest.")
     min_chars: int = Field(

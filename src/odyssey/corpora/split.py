@@ -8,6 +8,11 @@ The algorithm (:func:`split_documents`):
 3. Cut it in the order ``train, valid, test`` into the exact counts of
    :func:`split_counts`.
 
+A document whose ``meta`` names its split under ``split_field`` (when one is given)
+goes to that split and takes no part in the shuffle: data that arrives split
+already (or the default world's *seen* control, whose test split is chosen from
+another corpus) keeps its split, and the other documents are split by the ratios.
+
 So the same documents and seed always give the same splits; another seed gives
 other splits; and a document is in exactly one split (no leakage by construction).
 """
@@ -20,6 +25,7 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 
 from odyssey.corpora.store import SPLITS
+from odyssey.errors import DataError
 from odyssey.io import sha256_text
 
 
@@ -59,7 +65,7 @@ def split_counts(n: int, ratios: Mapping[str, float]) -> dict[str, int]:
 
 
 def split_documents(
-    docs: Sequence[dict], ratios: Mapping[str, float], seed: int
+    docs: Sequence[dict], ratios: Mapping[str, float], seed: int, split_field: str | None = None
 ) -> dict[str, list[dict]]:
     """Assign each document to one split (see the module docstring for the algorithm).
 
@@ -67,7 +73,9 @@ def split_documents(
     >>> len(parts["train"]) + len(parts["valid"]) + len(parts["test"]) == len(docs)
     True
     """
-    keyed = sorted(((sha256_text(d["text"]), str(d["id"])), i) for i, d in enumerate(docs))
+    fixed = {i: fixed_split(d, split_field) for i, d in enumerate(docs)} if split_field else {}
+    free = [i for i in range(len(docs)) if fixed.get(i) is None]
+    keyed = sorted(((sha256_text(docs[i]["text"]), str(docs[i]["id"])), i) for i in free)
     order = [i for _, i in keyed]
     random.Random(seed).shuffle(order)
     parts: dict[str, list[dict]] = {}
@@ -75,7 +83,21 @@ def split_documents(
     for name, count in split_counts(len(order), ratios).items():
         parts[name] = [docs[i] for i in order[start:start + count]]
         start += count
+    for i, name in fixed.items():
+        if name is not None:
+            parts.setdefault(name, []).append(docs[i])
     return parts
+
+
+def fixed_split(doc: dict, split_field: str) -> str | None:
+    """The split ``doc["meta"][split_field]`` names, or None when it names none."""
+    name = (doc.get("meta") or {}).get(split_field)
+    if name is None or name == "":
+        return None
+    if name not in SPLITS:
+        raise DataError(f"document {doc.get('id')!r} names the split {name!r} in meta.{split_field}",
+                        f"use one of {', '.join(SPLITS)}, or leave the field out to split it by the ratios")
+    return name
 
 
 def split_digest(docs: Iterable[dict]) -> str:

@@ -17,7 +17,20 @@ corpus                     kind             text
 ``shakespeare``            register         Early Modern English drama and verse
 ``python-docs``            register         docstrings of the standard library
 ``python-source``          register         standard library source code
+``general-unseen``         in-distribution  unseen documents of the general corpus's sources
+                                            and topics, held out of it (a control)
+``general-seen``           seen             train/valid: unseen documents of the general
+                                            sources; test: documents of the general *train*
+                                            split, which the base was pretrained on (a control)
 =========================  ===============  ==================================================
+
+Why the two controls: the paper's Wikipedia domains were drawn from the distribution
+its models were pretrained on, and their test articles were very likely in that
+pretraining data. ``general-unseen`` is a domain from the pretraining distribution
+itself (same sources, same topics, unseen documents); ``general-seen`` differs from it
+only in that its test documents *were* seen in pretraining. Both are sampled from the
+general corpus's documents before the general corpus is split, so the general corpus
+(and the base model pretrained on it) never sees their train, valid or unseen text.
 
 Why these held-out topics: of the 12 topics (10,033 articles, 4.9 MB), these four
 have 600-800 articles and 300-380 KB each (Arts 668 articles/332 KB, History
@@ -36,7 +49,9 @@ Leakage: every domain is chunked and sampled first; a chunk whose normalized tex
 (NFC, as the corpus builder normalizes) is already in an earlier domain is dropped,
 and the general corpus drops every document whose text is in any domain. So no
 text is in two corpora, and no test or valid document of any corpus is in any
-train split.
+train split, with one deliberate exception: the test split of ``general-seen`` is
+a sample of the general corpus's train split (``world.json`` and its manifest say so
+under ``seen_in_pretraining``).
 
 Layout of ``OUT`` (:func:`default_world_dir` unless given)::
 
@@ -74,16 +89,19 @@ from odyssey.corpora.sources import (
     get_source,
     unknown_name_message,
 )
-from odyssey.corpora.store import is_corpus_dir
+from odyssey.corpora.split import split_documents
+from odyssey.corpora.store import is_corpus_dir, iter_split
 from odyssey.errors import ConfigError, DataError, WriteError
 from odyssey.io import odyssey_home, read_json, sha256_text, write_json
 
 WORLD_FILE = "world.json"
-WORLD_FORMAT = 1
+WORLD_FORMAT = 2  # 2: control domains, content hash
 HELDOUT_TOPICS = ("Arts", "History", "Society and social sciences", "Technology")
 HELDOUT_ERA = (1790, 1816)
 REGISTERS = ("licenses", "shakespeare", "python-docs", "python-source")
 GENERAL_SOURCES = ("wikipedia", "sotu")  # their text makes the general corpus
+IN_DISTRIBUTION = "general-unseen"  # control: unseen documents of the pretraining distribution
+SEEN = "general-seen"  # control: its test split was in the pretraining data
 
 
 def default_world_dir() -> Path:
@@ -129,6 +147,14 @@ class WorldConfig(StageConfig):
     general_ratios: dict[str, float] = Field(
         default_factory=lambda: {"train": 0.96, "valid": 0.02, "test": 0.02},
         description="train/valid/test fractions of the general corpus.")
+    in_distribution_bytes: int = Field(
+        300_000, ge=0, description=f"Size of the in-distribution control domain {IN_DISTRIBUTION!r}: "
+        "documents of the general corpus's sources and topics, held out of it (0: no such domain).")
+    seen_bytes: int = Field(
+        300_000, ge=0, description=f"Size of the seen control domain {SEEN!r}: its train and valid splits "
+        "are unseen documents of the general corpus's sources, its test split (domain_ratios' test share "
+        "of this size) documents of the general train split, i.e. text the base model was pretrained on "
+        "(0: no such domain).")
 
     @field_validator("domain_ratios", "general_ratios", mode="before")
     @classmethod
@@ -232,29 +258,73 @@ def _check_topics(topics: list[str], wiki: list[dict]) -> None:
         raise ConfigError("; ".join(problems), f"topics: {', '.join(known)}")
 
 
-def _general(config: WorldConfig, wiki: tuple[list[dict], Provenance],
-             sotu: tuple[list[dict], Provenance], claimed: set[str]) -> dict:
-    """Wikipedia outside the held-out topics + addresses outside the held-out era
-    (chunked), minus every text a domain has."""
-    (wiki_docs, wiki_prov), (sotu_docs, sotu_prov) = wiki, sotu
+def _general_pool(config: WorldConfig, wiki: tuple[list[dict], Provenance],
+                  sotu: tuple[list[dict], Provenance], claimed: set[str]) -> list[dict]:
+    """The documents the general corpus is made of: Wikipedia outside the held-out
+    topics + addresses outside the held-out era (chunked), minus every text a domain
+    has claimed."""
+    (wiki_docs, _), (sotu_docs, _) = wiki, sotu
     held, (lo, hi) = set(config.heldout_topics), config.heldout_era
     docs = [d for d in wiki_docs if d["meta"]["topic"] not in held]
     docs += chunk_documents((d for d in sotu_docs if not lo <= d["meta"]["year"] <= hi),
                             config.general_chunk_bytes)
-    docs = [d for d in docs if d["text"].strip() and _digest(d) not in claimed]
-    docs = _sample(docs, config.general_max_bytes, random.Random(f"{config.seed}:general"))
+    return [d for d in docs if d["text"].strip() and _digest(d) not in claimed]
+
+
+def _general_description(config: WorldConfig, wiki_docs: list[dict]) -> str:
+    held, (lo, hi) = set(config.heldout_topics), config.heldout_era
     topics = ", ".join(sorted({d["meta"]["topic"] for d in wiki_docs} - held))
-    description = (f"Wikipedia lead paragraphs of the topics {topics}; State of the Union "
-                   f"addresses outside {lo}-{hi}")
-    return _plan("general", "general", "general", description, docs, [wiki_prov, sotu_prov],
-                 config.general_ratios)
+    return (f"Wikipedia lead paragraphs of the topics {topics}; State of the Union "
+            f"addresses outside {lo}-{hi}")
 
 
-def world_steps(config: WorldConfig) -> list[tuple[str, Callable[[], dict]]]:
+def _general(config: WorldConfig, wiki: tuple[list[dict], Provenance],
+             sotu: tuple[list[dict], Provenance], claimed: set[str]) -> dict:
+    """The general pool, sampled to ``general_max_bytes``."""
+    docs = _sample(_general_pool(config, wiki, sotu, claimed), config.general_max_bytes,
+                   random.Random(f"{config.seed}:general"))
+    return _plan("general", "general", "general", _general_description(config, wiki[0]), docs,
+                 [wiki[1], sotu[1]], config.general_ratios)
+
+
+def _unseen_control(name: str, max_bytes: int, config: WorldConfig, wiki, sotu, claimed: set[str]) -> list[dict]:
+    """A seeded sample of the general pool, claimed so that the general corpus never has it."""
+    chosen = _sample(_general_pool(config, wiki, sotu, claimed), max_bytes,
+                     random.Random(f"{config.seed}:{name}"))
+    if not chosen:
+        raise DataError(f"control domain {name!r} has no text", "check the source packages and the world config")
+    claimed.update(_digest(d) for d in chosen)
+    return chosen
+
+
+def _seen_plan(config: WorldConfig, unseen: list[dict], general_dir: Path, wiki, sotu) -> dict:
+    """``general-seen``: ``unseen`` documents split into train/valid, and a test split
+    sampled from the general corpus's *train* split (text the base was pretrained on).
+    The splits are fixed in each document's ``meta["split"]``."""
+    ratios = config.domain_ratios
+    test_bytes = round(config.seen_bytes * ratios["test"])
+    seen_pool = list(iter_split(general_dir, "train"))
+    test = _sample(seen_pool, max(test_bytes, 1), random.Random(f"{config.seed}:{SEEN}:test"))
+    kept = ratios["train"] + ratios["valid"]
+    own = split_documents(unseen, {"train": ratios["train"] / kept, "valid": ratios["valid"] / kept,
+                                   "test": 0.0}, config.seed)
+    docs = [{**d, "meta": {**d["meta"], "split": split}} for split in ("train", "valid") for d in own[split]]
+    docs += [{**d, "meta": {**d["meta"], "split": "test", "seen_in_pretraining": True}} for d in test]
+    description = ("control: train/valid are unseen documents of the general corpus's sources; the test "
+                   "documents are in the general train split, i.e. the base model was pretrained on them")
+    plan = _plan(SEEN, "seen", f"domains/{SEEN}", description, docs, [wiki[1], sotu[1]], ratios)
+    plan["split_field"] = "split"
+    plan["seen_in_pretraining"] = {"split": "test", "from": "general:train", "documents": len(test)}
+    return plan
+
+
+def world_steps(config: WorldConfig, out: Path) -> list[tuple[str, Callable[[], dict | None]]]:
     """The corpora of the world in build order, as ``(name, plan)`` pairs; calling
     ``plan()`` reads what it needs and returns the corpus's documents, sources and
-    ratios. Domains come first (in config order: topics, era, registers) because the
-    general corpus excludes their texts."""
+    ratios (or None for a step that only claims documents). Domains come first (in
+    config order: topics, era, registers, the in-distribution control, the seen
+    control's unseen documents) because the general corpus excludes their texts; the
+    seen control is built last, from the built general corpus's train split in ``out``."""
     read_once: dict[str, tuple[list[dict], Provenance]] = {}
 
     def source(name: str) -> tuple[list[dict], Provenance]:
@@ -289,7 +359,24 @@ def world_steps(config: WorldConfig) -> list[tuple[str, Callable[[], dict]]]:
             return _domain(name, "register", prov.source.description, docs, prov, config, claimed)
         steps.append((name, register))
 
-    steps.append(("general", lambda: _general(config, source("wikipedia"), source("sotu"), claimed)))
+    wiki, sotu = (lambda: source("wikipedia")), (lambda: source("sotu"))
+    if config.in_distribution_bytes:
+        def in_distribution():
+            docs = _unseen_control(IN_DISTRIBUTION, config.in_distribution_bytes, config, wiki(), sotu(), claimed)
+            return _plan(IN_DISTRIBUTION, "in-distribution", f"domains/{IN_DISTRIBUTION}",
+                         "control: unseen documents of the general corpus's sources and topics, held out of it",
+                         docs, [wiki()[1], sotu()[1]], config.domain_ratios)
+        steps.append((IN_DISTRIBUTION, in_distribution))
+    seen_unseen: list[dict] = []
+    if config.seen_bytes:
+        def seen_part():  # claimed before the general corpus is made; built after it
+            own = config.seen_bytes - round(config.seen_bytes * config.domain_ratios["test"])
+            seen_unseen.extend(_unseen_control(SEEN, max(own, 1), config, wiki(), sotu(), claimed))
+            return None
+        steps.append((f"{SEEN} (unseen part)", seen_part))
+    steps.append(("general", lambda: _general(config, wiki(), sotu(), claimed)))
+    if config.seen_bytes:
+        steps.append((SEEN, lambda: _seen_plan(config, seen_unseen, out / "general", wiki(), sotu())))
     names = [n for n, _ in steps]
     if len(set(names)) != len(names):
         raise ConfigError(f"two domains would have the same name: {names}",
@@ -342,33 +429,47 @@ def build_world(
         world_file.unlink()  # from now on the directory is not a finished world
 
     started = time.perf_counter()
-    steps = world_steps(config)
+    steps = world_steps(config, out)
     corpora: list[dict] = []
     with _progress(len(steps), progress) as report:
         for name, plan_fn in steps:
             report.start(name)
-            corpora.append(_build_one(out, plan_fn(), config.seed, report.end))
+            plan = plan_fn()
+            if plan is not None:
+                corpora.append(_build_one(out, plan, config.seed, report.end))
     _remove_stale_domains(out, {c["name"] for c in corpora})
+    general = next(c for c in corpora if c["kind"] == "general")
+    domains = [c for c in corpora if c is not general]
     world = {
         "format": WORLD_FORMAT,
         "odyssey_version": __version__,
         "config": config.model_dump(mode="json"),
         "inputs": inputs,
-        "general": corpora[-1],
-        "domains": corpora[:-1],
+        "content_sha256": content_hash([general, *domains]),
+        "general": general,
+        "domains": domains,
         "build_seconds": round(time.perf_counter() - started, 2),
     }
     write_json(world_file, world)  # last: its presence marks a complete world
     return load_world(out)
 
 
+def content_hash(corpora: list[dict]) -> str:
+    """One sha256 over every corpus's name and split hashes: two worlds with the same
+    content hash hold the same texts in the same splits."""
+    lines = [f"{c['name']} {split} {c['splits'][split]['sha256']}\n"
+             for c in sorted(corpora, key=lambda c: c["name"]) for split in sorted(c["splits"])]
+    return sha256_text("".join(lines))
+
+
 def _build_one(out: Path, plan: dict, seed: int, done: Callable[[str, int, int], None]) -> dict:
-    result = build_corpus_from_documents(
-        plan["name"], plan["documents"], out / plan["path"], CorpusConfig(ratios=plan["ratios"], seed=seed),
-        sources=plan["sources"], overwrite=True, progress=False)
+    extra = {"seen_in_pretraining": plan["seen_in_pretraining"]} if "seen_in_pretraining" in plan else {}
+    config = CorpusConfig(ratios=plan["ratios"], seed=seed, split_field=plan.get("split_field"))
+    result = build_corpus_from_documents(plan["name"], plan["documents"], out / plan["path"], config,
+                                         sources=plan["sources"], overwrite=True, progress=False, extra=extra)
     manifest = result.manifest
     done(plan["name"], manifest["documents"], manifest["bytes"])
-    return {
+    return {**extra,
         "name": plan["name"],
         "kind": plan["kind"],
         "path": plan["path"],
