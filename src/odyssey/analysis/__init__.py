@@ -5,13 +5,32 @@ pretraining data (:mod:`~odyssey.analysis.similarity`).
 
 The similarity entry point is ``odyssey.analysis.similarity.similarity``; it is not
 re-exported here, where its name would hide the module of the same name.
+
+Names are imported on first use, so that importing a config module of this package (as
+the CLI does for every command) does not import torch or scipy.
 """
 
-from odyssey.analysis.categories import CATEGORIES, categorize, classify
-from odyssey.analysis.config import SimilarityConfig, TokensConfig
-from odyssey.analysis.similarity import MEASURES, ReferenceProfile, build_reference
-from odyssey.analysis.token_html import render_token_html
-from odyssey.analysis.tokens import Attribution, attribute
+from __future__ import annotations
 
-__all__ = ["CATEGORIES", "MEASURES", "Attribution", "ReferenceProfile", "SimilarityConfig", "TokensConfig",
-           "attribute", "build_reference", "categorize", "classify", "render_token_html"]
+import importlib
+
+_EXPORTS = {
+    "CATEGORIES": "odyssey.analysis.categories",
+    "categorize": "odyssey.analysis.categories",
+    "classify": "odyssey.analysis.categories",
+    "SimilarityConfig": "odyssey.analysis.config",
+    "TokensConfig": "odyssey.analysis.config",
+    "MEASURES": "odyssey.analysis.similarity",
+    "ReferenceProfile": "odyssey.analysis.similarity",
+    "build_reference": "odyssey.analysis.similarity",
+    "render_token_html": "odyssey.analysis.token_html",
+    "Attribution": "odyssey.analysis.tokens",
+    "attribute": "odyssey.analysis.tokens",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'odyssey.analysis' has no attribute {name!r}")

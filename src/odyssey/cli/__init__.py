@@ -10,9 +10,11 @@ line with a hint and exit code 2; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import typer
+import typer.main
 from rich.console import Console
 
 from odyssey.errors import OdysseyError
@@ -49,10 +51,10 @@ def run(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     if debug:
         argv.remove("--debug")
-    app = build_app()
-    _quiet_libraries()
+    command = typer.main.get_command(build_app())
+    _before_each_command(command, _quiet_libraries)
     try:
-        result = app(args=argv, prog_name="odyssey", standalone_mode=False)
+        result = command.main(args=argv, prog_name="odyssey", standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
     except OdysseyError as e:
         if debug:
@@ -72,6 +74,29 @@ def run(argv: list[str] | None = None) -> int:
         return _fail(e.format_message(), 2)
     except KeyboardInterrupt:
         return _fail("interrupted; rerun with --resume to continue where it stopped", 130)
+
+
+def _before_each_command(command, hook) -> None:
+    """Run ``hook`` when a command's own code starts, after its options were parsed.
+
+    Help and usage errors then import none of the heavy libraries the hook touches, so
+    that ``odyssey ... --help`` answers at once.
+    """
+    subcommands = getattr(command, "commands", None)
+    if subcommands:  # a group: wrap its commands, not the group's own callback
+        for subcommand in subcommands.values():
+            _before_each_command(subcommand, hook)
+        return
+    callback = command.callback
+    if callback is None:
+        return
+
+    @functools.wraps(callback)
+    def with_hook(*args, **kwargs):
+        hook()
+        return callback(*args, **kwargs)
+
+    command.callback = with_hook
 
 
 def _quiet_libraries() -> None:

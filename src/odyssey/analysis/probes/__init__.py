@@ -10,16 +10,33 @@
 
 >>> from odyssey.analysis.probes import bias_probe, save_probe
 >>> save_probe(bias_probe("runs/legal", against="gpt2"), "runs/legal/probes")
+
+Names are imported on first use, so that importing the probe configs (as the study
+config and the CLI do) does not import torch or scipy.
 """
 
-from odyssey.analysis.probes.bias import bias_probe
-from odyssey.analysis.probes.config import BiasProbeConfig, MemorizationProbeConfig
-from odyssey.analysis.probes.memorization import memorization_probe
-from odyssey.analysis.probes.summary import load_probes, probe_headline, save_probe, summarize_probe
-from odyssey.analysis.probes.templates import counts as template_counts
-from odyssey.analysis.probes.templates import expand as expand_templates
-from odyssey.analysis.probes.templates import load_templates
+from __future__ import annotations
 
-__all__ = ["BiasProbeConfig", "MemorizationProbeConfig", "bias_probe", "expand_templates", "load_probes",
-           "load_templates", "memorization_probe", "probe_headline", "save_probe", "summarize_probe",
-           "template_counts"]
+import importlib
+
+_EXPORTS = {
+    "BiasProbeConfig": ("odyssey.analysis.probes.config", "BiasProbeConfig"),
+    "MemorizationProbeConfig": ("odyssey.analysis.probes.config", "MemorizationProbeConfig"),
+    "bias_probe": ("odyssey.analysis.probes.bias", "bias_probe"),
+    "memorization_probe": ("odyssey.analysis.probes.memorization", "memorization_probe"),
+    "load_probes": ("odyssey.analysis.probes.summary", "load_probes"),
+    "probe_headline": ("odyssey.analysis.probes.summary", "probe_headline"),
+    "save_probe": ("odyssey.analysis.probes.summary", "save_probe"),
+    "summarize_probe": ("odyssey.analysis.probes.summary", "summarize_probe"),
+    "template_counts": ("odyssey.analysis.probes.templates", "counts"),
+    "expand_templates": ("odyssey.analysis.probes.templates", "expand"),
+    "load_templates": ("odyssey.analysis.probes.templates", "load_templates"),
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        module, attribute = _EXPORTS[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module 'odyssey.analysis.probes' has no attribute {name!r}")
