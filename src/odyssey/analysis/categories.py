@@ -44,8 +44,10 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported by the one function that needs it: the mitigation
+    import numpy as np  # config reads CATEGORIES, and the CLI imports that config for --help
 
 CATEGORIES = ("newline", "whitespace", "punctuation", "digits", "function", "content", "domain",
               "other")
@@ -180,6 +182,8 @@ def categorize_ids(ids: np.ndarray, strings: dict[int, str], domain_terms: Itera
     Vectorized: per-type categories first, then only the multi-token words (runs of
     glued letter pieces) are looked at one by one.
     """
+    import numpy as np
+
     ids = np.asarray(ids, dtype=np.int64)
     terms = frozenset(domain_terms)
     uniq, inverse = np.unique(ids, return_inverse=True)
