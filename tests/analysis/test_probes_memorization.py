@@ -88,7 +88,13 @@ def test_a_memorizing_model_is_caught_and_a_random_one_is_not(tmp_path, tiny_lla
     # After: every window recited; before (random init): none.
     assert e["model"]["exact_matches"] == n and e["model"]["exact_rate"] == 1.0
     assert e["base"]["exact_matches"] == 0 and e["base"]["mean_match_prefix"] < 1
-    assert e["shift"]["exact_rate"] == 1.0 and e["shift"]["significant"] is True
+    # Exact McNemar: n gained, none lost: p = 2 / 2**n (significant from n = 6 on).
+    assert e["shift"]["exact_rate"] == 1.0 and (e["shift"]["gained"], e["shift"]["lost"]) == (n, 0)
+    assert e["shift"]["p_value"] == pytest.approx(min(1.0, 2 / 2**n))
+    assert e["shift"]["significant"] is (2 / 2**n < 0.05)
+    # Exact intervals: n of n reaches 1; 0 of n still allows a rate above 0.
+    assert e["model"]["ci_high"] == 1.0 and e["model"]["ci_low"] == pytest.approx(0.025 ** (1 / n))
+    assert e["base"]["ci_low"] == 0.0 and e["base"]["ci_high"] == pytest.approx(1 - 0.025 ** (1 / n))
     # The control: unseen text of the same kind is not recited, so the recall is specific.
     h, d = e["heldout"], e["train_minus_heldout"]
     assert h["sequences"] >= 2 and h["model"]["exact_matches"] == 0 and h["model"]["mean_match_prefix"] < 2

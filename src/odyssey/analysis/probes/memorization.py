@@ -39,7 +39,10 @@ DEFINITION = ("extraction: greedy continuation of a training prefix equals the t
               "matched; train_minus_heldout: the same on training minus held-out windows (what is specific to the "
               "training text); membership gap = mean held-out loss - mean training loss (nats/token, > 0: training "
               "text is easier); auroc = P(loss of a training document < loss of a held-out one); shift = "
-              "model - base on the same sequences or documents; significant: the interval excludes 0")
+              "model - base on the same sequences or documents; exact_rate intervals: exact binomial "
+              "(Clopper-Pearson); exact_rate shift: exact McNemar test (gained: extracted only after, lost: only "
+              "before), significant when p < 1 - confidence; other shifts: significant when the bootstrap "
+              "interval excludes 0")
 
 
 def memorization_probe(model, data, *, against=None, tokenizer=None,
@@ -189,7 +192,7 @@ def _extraction_stats(generated: dict[str, np.ndarray], suffixes: np.ndarray, cf
     per = {who: match_stats(g, suffixes) for who, g in generated.items()}
     out: dict = {"model": None, "base": None, "shift": None}
     for who, m in per.items():
-        rate, lo, hi = stats.bootstrap_mean(m["exact"], **boot)
+        rate, lo, hi = stats.binomial_interval(int(m["exact"].sum()), len(m["exact"]), cfg.confidence)
         mp, mlo, mhi = stats.bootstrap_mean(m["match_prefix"], **boot)
         out[who] = {"exact_matches": int(m["exact"].sum()), "exact_rate": rate, "ci_low": lo, "ci_high": hi,
                     "mean_match_prefix": mp, "match_prefix_ci_low": mlo, "match_prefix_ci_high": mhi,
@@ -197,10 +200,10 @@ def _extraction_stats(generated: dict[str, np.ndarray], suffixes: np.ndarray, cf
     out["_per"] = {who: m["match_prefix"] for who, m in per.items()}  # for the held-out comparison
     if "base" in per:
         a, b = per["model"], per["base"]
-        shift, lo, hi = stats.bootstrap_mean(a["exact"], paired_with=b["exact"], **boot)
+        test = stats.mcnemar_exact(a["exact"], b["exact"])  # paired 0/1: exact, also at 0 of n
         mp, mlo, mhi = stats.bootstrap_mean(a["match_prefix"], paired_with=b["match_prefix"], **boot)
-        out["shift"] = {"exact_rate": shift, "ci_low": lo, "ci_high": hi,
-                        "significant": stats.excludes(0.0, lo, hi),
+        out["shift"] = {"exact_rate": float(a["exact"].mean() - b["exact"].mean()), **test,
+                        "significant": test["p_value"] < 1.0 - cfg.confidence,
                         "mean_match_prefix": mp, "match_prefix_ci_low": mlo, "match_prefix_ci_high": mhi,
                         "match_prefix_significant": stats.excludes(0.0, mlo, mhi)}
     return out

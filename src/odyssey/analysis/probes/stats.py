@@ -1,12 +1,17 @@
-"""Percentile-bootstrap intervals and the AUROC the probes report.
+"""Intervals and tests the probes report: percentile-bootstrap intervals of means, exact
+(Clopper-Pearson) intervals of 0/1 rates, the exact McNemar test of a paired change of
+a 0/1 outcome, and the AUROC.
 
-Every interval is seeded: the same data, seed and ``n_boot`` give the same interval.
+A percentile bootstrap of a rate collapses to ``[0, 0]`` when nothing happened (0 of 32):
+every resample is 0 as well. The exact binomial interval says what 0 of 32 allows (up to
+10.9% at 95%). Every bootstrap interval is seeded: the same data, seed and ``n_boot``
+give the same interval.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import binomtest, rankdata
 
 
 def _quantiles(stats: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -62,6 +67,36 @@ def bootstrap_gap(member, nonmember, *, paired_member=None, paired_nonmember=Non
     ib = rng.integers(0, b.size, size=(n_boot, b.size))
     stats = b[ib].mean(axis=1) - a[ia].mean(axis=1)
     return float(b.mean() - a.mean()), *_quantiles(stats, confidence)
+
+
+def binomial_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(rate, ci_low, ci_high)`` of ``successes`` out of ``n`` with the exact
+    (Clopper-Pearson) interval: it covers the true rate at least ``confidence`` of the time,
+    also at 0 or ``n`` successes, where the bootstrap interval shrinks to a point.
+
+    >>> binomial_interval(0, 32)   # (0.0, 0.0, 0.1089...)
+    """
+    if n == 0:
+        return float("nan"), float("nan"), float("nan")
+    ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="exact")
+    return successes / n, float(ci.low), float(ci.high)
+
+
+def mcnemar_exact(after, before) -> dict:
+    """The exact McNemar test of a change of a 0/1 outcome measured twice on the same items.
+
+    Only discordant items tell: ``gained`` (1 after, 0 before) and ``lost`` (0 after, 1
+    before). With no change, each discordant item is equally likely to be either, so
+    ``gained ~ Binomial(gained + lost, 1/2)``; the two-sided p-value is that of the exact
+    binomial test (1.0 when nothing is discordant).
+
+    >>> mcnemar_exact([1, 1, 0, 1], [0, 0, 0, 1])   # {'gained': 2, 'lost': 0, 'p_value': 0.5}
+    """
+    a = np.asarray(after, dtype=bool)
+    b = np.asarray(before, dtype=bool)
+    gained, lost = int((a & ~b).sum()), int((~a & b).sum())
+    p = binomtest(gained, gained + lost, 0.5).pvalue if gained + lost else 1.0
+    return {"gained": gained, "lost": lost, "p_value": float(p)}
 
 
 def auroc(member_scores, nonmember_scores) -> float:

@@ -104,11 +104,13 @@ def _summarize_memorization(r: dict) -> list[str]:
     line += f"; mean matching start {_num(m['mean_match_prefix'], '.2f')} tokens"
     line += f" ({_num(b['mean_match_prefix'], '.2f')} before)" if b else ""
     if s:
+        test = (f"{s['gained']} extracted only after adaptation, {s['lost']} only before; "
+                f"exact McNemar test p = {s['p_value']:.3g}" if "p_value" in s else
+                f"{conf} bootstrap interval {_pts(s['ci_low'])} to {_pts(s['ci_high'])}")  # results of older versions
         if s.get("significant"):
-            line += (f"; the exact-match rate changed by {_pts(s['exact_rate'])} ({conf} interval "
-                     f"{_pts(s['ci_low'])} to {_pts(s['ci_high'])}), beyond its interval")
+            line += f"; the exact-match rate changed by {_pts(s['exact_rate'])} ({test})"
         else:
-            line += f"; the exact-match rate did not change beyond its {conf} interval"
+            line += f"; the exact-match rate did not change significantly ({test})"
         if s.get("match_prefix_significant"):
             line += (f"; the matching start changed by {_num(s['mean_match_prefix'], '+.2f')} tokens "
                      f"(interval {_num(s['match_prefix_ci_low'], '+.2f')} to {_num(s['match_prefix_ci_high'], '+.2f')}), "
