@@ -59,9 +59,9 @@ class AdaptConfig(StageConfig):
     out: str = Field(..., description="run directory")
     general: str | None = Field(None, description="general corpus whose valid split measures forgetting")
     tokenizer: str | None = Field(None, description="tokenizer path (default: the model's)")
-    revision: str | None = None
+    revision: str | None = Field(None, description="model revision (branch, tag or commit) on the hub")
     allow_pickle: bool = Field(False, description="allow loading non-safetensors weights")
-    trust_remote_code: bool = False
+    trust_remote_code: bool = Field(False, description="run the model repository's own code")
     train: TrainConfig = Field(default_factory=TrainConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)

@@ -10,32 +10,33 @@ from rich.console import Console
 from rich.table import Table
 
 from odyssey.adapt.config import AdaptConfig
+from odyssey.cli.options import option_for
 from odyssey.config import resolve
 
 console = Console()
 
 
 def adapt_command(
-    model: str = typer.Option(None, "--model", help="hub id, local path or odyssey run directory"),
-    data: str = typer.Option(None, "--data", help="corpus directory (odyssey corpus build) or text path"),
-    out: Path = typer.Option(None, "--out", help="run directory"),
-    general: str = typer.Option(None, "--general", help="general corpus whose valid split measures forgetting"),
+    model: str = option_for(AdaptConfig, "model", "--model"),
+    data: str = option_for(AdaptConfig, "data", "--data"),
+    out: Path = option_for(AdaptConfig, "out", "--out"),
+    general: str = option_for(AdaptConfig, "general", "--general"),
     config: Path = typer.Option(None, "--config", help="YAML file with an AdaptConfig"),
-    lr: float = typer.Option(None, "--lr", help="peak learning rate"),
-    epochs: float = typer.Option(None, "--epochs", help="passes over the training blocks"),
-    max_steps: int = typer.Option(None, "--max-steps", help="stop after this many optimizer steps"),
-    batch_size: int = typer.Option(None, "--batch-size", help="blocks per micro-batch per process"),
-    grad_accum: int = typer.Option(None, "--grad-accum", help="micro-batches per optimizer step"),
-    block_size: int = typer.Option(None, "--block-size", help="tokens per block"),
-    eval_every: int = typer.Option(None, "--eval-every", help="evaluate every N steps"),
-    save_every: int = typer.Option(None, "--save-every", help="checkpoint every N steps"),
-    precision: str = typer.Option(None, "--precision", help="auto, no, bf16 or fp16"),
-    seed: int = typer.Option(None, "--seed"),
-    report_to: list[str] = typer.Option(None, "--report-to", help="tensorboard and/or mlflow"),
-    resume: bool = typer.Option(None, "--resume/--no-resume", help="continue from the newest checkpoint"),
-    overwrite: bool = typer.Option(None, "--overwrite", help="start over, deleting the run in --out"),
-    allow_pickle: bool = typer.Option(None, "--allow-pickle", help="allow non-safetensors weights"),
-    trust_remote_code: bool = typer.Option(None, "--trust-remote-code"),
+    lr: float = option_for(AdaptConfig, "optim.lr", "--lr"),
+    epochs: float = option_for(AdaptConfig, "train.epochs", "--epochs"),
+    max_steps: int = option_for(AdaptConfig, "train.max_steps", "--max-steps"),
+    batch_size: int = option_for(AdaptConfig, "train.batch_size", "--batch-size"),
+    grad_accum: int = option_for(AdaptConfig, "train.grad_accum", "--grad-accum"),
+    block_size: int = option_for(AdaptConfig, "train.block_size", "--block-size"),
+    eval_every: int = option_for(AdaptConfig, "eval_every", "--eval-every"),
+    save_every: int = option_for(AdaptConfig, "save_every", "--save-every"),
+    precision: str = option_for(AdaptConfig, "train.precision", "--precision"),
+    seed: int = option_for(AdaptConfig, "train.seed", "--seed"),
+    report_to: list[str] = option_for(AdaptConfig, "report_to", "--report-to", more="(repeat for both)"),
+    resume: bool = option_for(AdaptConfig, "resume", "--resume/--no-resume"),
+    overwrite: bool = option_for(AdaptConfig, "overwrite", "--overwrite"),
+    allow_pickle: bool = option_for(AdaptConfig, "allow_pickle", "--allow-pickle"),
+    trust_remote_code: bool = option_for(AdaptConfig, "trust_remote_code", "--trust-remote-code"),
     mitigation: str = typer.Option(None, "--mitigation", help=(
         "comma list of mitigations: replay, l2sp, ewc, lora, freeze, early-stop, normalize, selective "
         "(settings as overrides, e.g. mitigation.replay.ratio=0.25)")),
@@ -87,11 +88,13 @@ def pretrain_command(
     data: str = typer.Option(None, "--data", help="training corpus (default: the default world's general corpus)"),
     out: Path = typer.Option(None, "--out", help="run directory (default: $ODYSSEY_HOME/base)"),
     config: Path = typer.Option(None, "--config", help="YAML file with a PretrainConfig"),
-    vocab_size: int = typer.Option(None, "--vocab-size", help="BPE vocabulary size"),
-    epochs: float = typer.Option(None, "--epochs"),
-    max_steps: int = typer.Option(None, "--max-steps"),
-    resume: bool = typer.Option(None, "--resume/--no-resume", help="continue from the newest checkpoint"),
-    overwrite: bool = typer.Option(None, "--overwrite", help="start over"),
+    vocab_size: int = typer.Option(None, "--vocab-size", help="BPE vocabulary size when training a tokenizer"),
+    # PretrainConfig is an AdaptConfig (importing it here would import torch); the preset's
+    # recipe, not the field, gives the defaults.
+    epochs: float = option_for(AdaptConfig, "train.epochs", "--epochs", show_default=False),
+    max_steps: int = option_for(AdaptConfig, "train.max_steps", "--max-steps", show_default=False),
+    resume: bool = option_for(AdaptConfig, "resume", "--resume/--no-resume"),
+    overwrite: bool = option_for(AdaptConfig, "overwrite", "--overwrite"),
     export: Path = typer.Option(None, "--export", help="also copy the model here in fp16 (how the base is shipped)"),
     overrides: list[str] = typer.Argument(None, help="dotted key=value overrides"),
 ) -> None:

@@ -12,17 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from odyssey.analysis.config import SimilarityConfig, TokensConfig
+from odyssey.cli.options import option_for
 from odyssey.config import resolve
 
 console = Console()
-
-
-def _th(name: str) -> str:
-    return TokensConfig.model_fields[name].description
-
-
-def _sh(name: str) -> str:
-    return SimilarityConfig.model_fields[name].description
 
 
 def _clean(obj):
@@ -45,9 +38,9 @@ def tokens_command(
     tokenizer: str = typer.Option(None, "--tokenizer", help="tokenizer path (default: the model in eval.json)"),
     html: Path = typer.Option(None, "--html", help="write the shaded text view to this HTML file"),
     config: Path = typer.Option(None, "--config", help="YAML file with a TokensConfig"),
-    top_k: int = typer.Option(None, "--top-k", help=_th("top_k")),
-    domain_z: float = typer.Option(None, "--domain-z", help=_th("domain_z")),
-    max_documents: int = typer.Option(None, "--max-documents", help=_th("html_max_documents")),
+    top_k: int = option_for(TokensConfig, "top_k", "--top-k"),
+    domain_z: float = option_for(TokensConfig, "domain_z", "--domain-z"),
+    max_documents: int = option_for(TokensConfig, "html_max_documents", "--max-documents"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as one JSON object on stdout"),
     overrides: list[str] = typer.Argument(None, help="TokensConfig key=value overrides"),
 ) -> None:
@@ -106,13 +99,13 @@ def similarity_command(
                                   "--model's recorded pretraining corpus, else wordfreq)"),
     model: str = typer.Option(None, "--model", help="base model: adds base_bits_per_byte"),
     config: Path = typer.Option(None, "--config", help="YAML file with a SimilarityConfig"),
-    ngram: list[int] = typer.Option(None, "--ngram", help=_sh("ngram_orders") + " Repeat for several."),
-    max_bytes: int = typer.Option(None, "--max-bytes", help=_sh("max_bytes")),
-    embeddings: bool = typer.Option(None, "--embeddings/--no-embeddings", help=_sh("embeddings")),
-    max_chunks: int = typer.Option(None, "--max-chunks", help=_sh("embed_max_chunks")),
-    bpb_max_tokens: int = typer.Option(None, "--bpb-max-tokens", help=_sh("bpb_max_tokens")),
-    device: str = typer.Option(None, "--device", help=_sh("device")),
-    progress: bool = typer.Option(None, "--progress/--no-progress", help="show progress on stderr"),
+    ngram: list[int] = option_for(SimilarityConfig, "ngram_orders", "--ngram", more="Repeat for several."),
+    max_bytes: int = option_for(SimilarityConfig, "max_bytes", "--max-bytes"),
+    embeddings: bool = option_for(SimilarityConfig, "embeddings", "--embeddings/--no-embeddings"),
+    max_chunks: int = option_for(SimilarityConfig, "embed_max_chunks", "--max-chunks"),
+    bpb_max_tokens: int = option_for(SimilarityConfig, "bpb_max_tokens", "--bpb-max-tokens"),
+    device: str = option_for(SimilarityConfig, "device", "--device"),
+    progress: bool = option_for(SimilarityConfig, "progress", "--progress/--no-progress"),
     as_json: bool = typer.Option(False, "--json", help="print the measures as JSON on stdout (an object; a "
                                  "list with several --data)"),
     overrides: list[str] = typer.Argument(None, help="SimilarityConfig key=value overrides"),

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from odyssey.cli.options import option_for
 from odyssey.collapse.config import CollapseConfig
 from odyssey.config import resolve
 
@@ -15,16 +16,16 @@ console = Console()
 
 
 def collapse_command(
-    data: str = typer.Option(None, "--data", help="corpus directory with train, valid and test splits"),
-    model: str = typer.Option(None, "--model", help="pretrained start (default: the shipped base model)"),
-    out: Path = typer.Option(None, "--out", help="experiment directory (default: collapse/<data name>)"),
-    generations: int = typer.Option(None, "--generations", help="generations after generation 0 (default 5)"),
-    keep_real: str = typer.Option(None, "--keep-real", help="fractions of real data kept, one series each (default 0,0.1)"),
+    data: str = option_for(CollapseConfig, "data", "--data"),
+    model: str = option_for(CollapseConfig, "model", "--model"),
+    out: Path = option_for(CollapseConfig, "out", "--out", more="(default: collapse/<data name>)"),
+    generations: int = option_for(CollapseConfig, "generations", "--generations"),
+    keep_real: str = option_for(CollapseConfig, "keep_real", "--keep-real"),
     sampling: bool = typer.Option(None, "--sampling/--beam", help="sample (temperature, top-p) instead of 5-way beam search"),
-    temperature: float = typer.Option(None, "--temperature", help="sampling temperature"),
-    top_p: float = typer.Option(None, "--top-p", help="nucleus sampling probability"),
-    start: str = typer.Option(None, "--start", help="train each generation from the 'base' (default) or the 'previous' one"),
-    max_blocks: int = typer.Option(None, "--max-blocks", help="cap on training blocks per generation"),
+    temperature: float = option_for(CollapseConfig, "generation.temperature", "--temperature"),
+    top_p: float = option_for(CollapseConfig, "generation.top_p", "--top-p"),
+    start: str = option_for(CollapseConfig, "start", "--start"),
+    max_blocks: int = option_for(CollapseConfig, "max_blocks", "--max-blocks"),
     config: Path = typer.Option(None, "--config", help="YAML file with a CollapseConfig"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
     overrides: list[str] = typer.Argument(None, help="dotted key=value overrides, e.g. recipe.train.epochs=2"),

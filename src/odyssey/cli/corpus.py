@@ -7,6 +7,9 @@ from pathlib import Path
 
 import typer
 
+from odyssey.cli.options import option_for
+from odyssey.corpora.config import CorpusConfig
+
 corpus_app = typer.Typer(help="Build and inspect text corpora.", no_args_is_help=True)
 
 # A trailing positional that looks like ``key=value`` (and is not an existing path) is a
@@ -34,21 +37,16 @@ def build(
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Corpus directory to create."),
     config: Path = typer.Option(None, "--config", "-c", help="YAML file with corpus settings."),
-    text_field: str = typer.Option(None, "--text-field", help="Field/column holding the text (default: text)."),
-    seed: int = typer.Option(None, "--seed", help="Seed of the split shuffle (default: 0)."),
-    ratios: str = typer.Option(None, "--ratios", help="train,valid,test fractions (default: 0.8,0.1,0.1)."),
-    license_: str = typer.Option(None, "--license", help="License of the text, recorded in the manifest."),
-    encoding_errors: str = typer.Option(
-        None, "--encoding-errors", help="Invalid UTF-8: strict (error), skip (drop document) or replace."
-    ),
+    text_field: str = option_for(CorpusConfig, "text_field", "--text-field"),
+    seed: int = option_for(CorpusConfig, "seed", "--seed"),
+    ratios: str = option_for(CorpusConfig, "ratios", "--ratios"),
+    license_: str = option_for(CorpusConfig, "license", "--license"),
+    encoding_errors: str = option_for(CorpusConfig, "encoding_errors", "--encoding-errors"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing corpus at --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    drop_synthetic: float = typer.Option(
-        None, "--drop-synthetic", help="Drop documents the detector scores as model-generated at this "
-        "threshold (perplexity below it by default; see odyssey detect --eval)."),
-    detector_model: str = typer.Option(None, "--detector-model", help="Scoring model of --drop-synthetic "
-                                       "(default: the shipped base model)."),
-    detector_observer: str = typer.Option(None, "--detector-observer", help="Observer model: the Binoculars score."),
+    drop_synthetic: float = option_for(CorpusConfig, "drop_synthetic", "--drop-synthetic"),
+    detector_model: str = option_for(CorpusConfig, "detector_model", "--detector-model"),
+    detector_observer: str = option_for(CorpusConfig, "detector_observer", "--detector-observer"),
 ) -> None:
     """Read, clean, deduplicate and split documents into a corpus directory.
 
@@ -56,7 +54,6 @@ def build(
     """
     from odyssey.config import resolve
     from odyssey.corpora.build import build_corpus
-    from odyssey.corpora.config import CorpusConfig
     from odyssey.errors import ConfigError
 
     more_paths, overrides = split_inputs_and_overrides(list(extra or []))

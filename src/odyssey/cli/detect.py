@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from odyssey.cli.options import option_for
 from odyssey.collapse.config import DetectConfig
 from odyssey.config import resolve
 
@@ -23,11 +24,11 @@ def detect_command(
     eval_: Optional[tuple[str, str]] = typer.Option(  # noqa: UP045 (typer reads the annotation)
         None, "--eval", help="REAL GENERATED: two data specs; report AUROC and the threshold at --fpr",
         show_default=False),
-    model: str = typer.Option(None, "--model", help="scoring model (default: the shipped base model)"),
-    observer: str = typer.Option(None, "--observer", help="second model, same tokenizer: Binoculars score"),
-    score: str = typer.Option(None, "--score", help="statistic: auto, perplexity, log_rank, top1 or binoculars"),
-    fpr: float = typer.Option(None, "--fpr", help="false-positive rate for the --eval threshold (default 0.01)"),
-    max_tokens: int = typer.Option(None, "--max-tokens", help="tokens scored per document (default 256)"),
+    model: str = option_for(DetectConfig, "model", "--model"),
+    observer: str = option_for(DetectConfig, "observer", "--observer"),
+    score: str = option_for(DetectConfig, "score", "--score"),
+    fpr: float = option_for(DetectConfig, "fpr", "--fpr"),
+    max_tokens: int = option_for(DetectConfig, "max_tokens", "--max-tokens"),
     config: Path = typer.Option(None, "--config", help="YAML file with a DetectConfig"),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object on stdout"),
     overrides: list[str] = typer.Argument(None, help="DetectConfig key=value overrides, e.g. batch_size=16"),

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from odyssey.analysis.config import DiagnoseConfig
+from odyssey.cli.options import option_for
 from odyssey.config import resolve
 
 console = Console()
@@ -78,8 +79,8 @@ def diagnose_command(
 def fit_command(
     studies: list[Path] = typer.Argument(..., help="study directories (results.json of odyssey study)"),
     out: Path = typer.Option(None, "--out", help="write the fit here (default: fit.json in the first study)"),
-    features: str = typer.Option(None, "--features", help="comma-separated measures the predictor uses "
-                                 "(default: " + ",".join(DiagnoseConfig().fit.features) + ")"),
+    features: str = option_for(DiagnoseConfig, "fit.features", "--features", more=(
+        "Comma-separated (default: " + ",".join(DiagnoseConfig().fit.features) + ").")),
     probe: bool = typer.Option(False, "--probe", help="also probe every domain and use the probe as a feature"),
     config: Path = typer.Option(None, "--config", help="YAML file with a DiagnoseConfig"),
     overrides: list[str] = typer.Option(None, "--set", help="DiagnoseConfig key=value override (repeatable)"),

@@ -9,15 +9,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from odyssey.cli.options import option_for
 from odyssey.config import resolve
 from odyssey.evaluate.config import EvalConfig
 
 console = Console()
-
-
-def _help(name: str) -> str:
-    """A flag's help is its config field's description (one text, one place)."""
-    return EvalConfig.model_fields[name].description
 
 
 def evaluate_command(
@@ -25,14 +21,14 @@ def evaluate_command(
     data: str = typer.Option(None, "--data", help="CORPUS[:split] (default split test) or a .txt/.jsonl path"),
     out: Path = typer.Option(None, "--out", help="directory for eval.json and tokens.safetensors"),
     config: Path = typer.Option(None, "--config", help="YAML file with an EvalConfig"),
-    context_length: int = typer.Option(None, "--context-length", help=_help("context_length")),
-    stride: int = typer.Option(None, "--stride", help=_help("stride")),
-    batch_size: int = typer.Option(None, "--batch-size", help=_help("batch_size")),
-    max_documents: int = typer.Option(None, "--max-documents", help=_help("max_documents")),
-    max_tokens: int = typer.Option(None, "--max-tokens", help=_help("max_tokens")),
-    dtype: str = typer.Option(None, "--dtype", help=_help("dtype")),
-    device: str = typer.Option(None, "--device", help=_help("device")),
-    progress: bool = typer.Option(None, "--progress/--no-progress", help="show a progress bar on stderr"),
+    context_length: int = option_for(EvalConfig, "context_length", "--context-length"),
+    stride: int = option_for(EvalConfig, "stride", "--stride"),
+    batch_size: int = option_for(EvalConfig, "batch_size", "--batch-size"),
+    max_documents: int = option_for(EvalConfig, "max_documents", "--max-documents"),
+    max_tokens: int = option_for(EvalConfig, "max_tokens", "--max-tokens"),
+    dtype: str = option_for(EvalConfig, "dtype", "--dtype"),
+    device: str = option_for(EvalConfig, "device", "--device"),
+    progress: bool = option_for(EvalConfig, "progress", "--progress/--no-progress"),
     revision: str = typer.Option(None, "--revision", help="model revision (branch, tag or commit) on the hub"),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="allow non-safetensors weights"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="run the model repo's own code"),

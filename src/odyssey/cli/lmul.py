@@ -9,6 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from odyssey.cli.options import option_for
+from odyssey.lmul.config import LMulEvalConfig, PrecisionConfig
+
 console = Console()
 lmul_app = typer.Typer(help="L-Mul (multiplication by one integer addition): precision and model studies.",
                        no_args_is_help=True)
@@ -16,8 +19,8 @@ lmul_app = typer.Typer(help="L-Mul (multiplication by one integer addition): pre
 
 @lmul_app.command("precision")
 def precision_command(
-    samples: int = typer.Option(None, "--samples", help="random input pairs per distribution (default 200000)"),
-    seed: int = typer.Option(None, "--seed", help="seed of the random inputs (default 0)"),
+    samples: int = option_for(PrecisionConfig, "samples", "--samples"),
+    seed: int = option_for(PrecisionConfig, "seed", "--seed"),
     config: Path = typer.Option(None, "--config", help="YAML file with a PrecisionConfig"),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object on stdout"),
     overrides: list[str] = typer.Argument(None, help="PrecisionConfig key=value overrides, e.g. mantissas=[2,4]"),
@@ -25,7 +28,6 @@ def precision_command(
     """Mean and max relative error of L-Mul at each mantissa width beside fp8 e4m3 and e5m2,
     and whether the paper's claims hold."""
     from odyssey.config import resolve
-    from odyssey.lmul.config import PrecisionConfig
     from odyssey.lmul.studies import precision_study
 
     cfg = resolve(PrecisionConfig, config, overrides, values={"samples": samples, "seed": seed})
@@ -62,10 +64,10 @@ def evaluate_command(
     model: str = typer.Option(None, "--model", help="hub id, local path or odyssey run directory"),
     data: str = typer.Option(None, "--data", help="domain text: CORPUS[:split] (default split test) or a .txt/.jsonl path"),
     general: str = typer.Option(None, "--general", help="general text to measure too (CORPUS[:split] or path)"),
-    where: str = typer.Option(None, "--where", help="attention, linear or all (default all)"),
-    mantissa: int = typer.Option(None, "--mantissa", help="mantissa bits of each input (default: native)"),
-    max_tokens: int = typer.Option(None, "--max-tokens", help="tokens evaluated per text (default 2048)"),
-    context_length: int = typer.Option(None, "--context-length", help="window length (default: the model's)"),
+    where: str = option_for(LMulEvalConfig, "where", "--where"),
+    mantissa: int = option_for(LMulEvalConfig, "mantissa", "--mantissa"),
+    max_tokens: int = option_for(LMulEvalConfig, "eval.max_tokens", "--max-tokens"),
+    context_length: int = option_for(LMulEvalConfig, "eval.context_length", "--context-length"),
     config: Path = typer.Option(None, "--config", help="YAML file with an LMulEvalConfig"),
     revision: str = typer.Option(None, "--revision", help="model revision on the hub"),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="allow non-safetensors weights"),
@@ -77,7 +79,6 @@ def evaluate_command(
     forward pass with and without it."""
     from odyssey.config import resolve
     from odyssey.errors import ConfigError
-    from odyssey.lmul.config import LMulEvalConfig
     from odyssey.lmul.studies import evaluate_lmul
 
     missing = [flag for flag, v in (("--model", model), ("--data", data)) if not v]

@@ -12,18 +12,11 @@ from rich.console import Console
 from rich.table import Table
 
 from odyssey.analysis.probes.config import BiasProbeConfig, MemorizationProbeConfig
+from odyssey.cli.options import option_for
 from odyssey.config import resolve
 
 console = Console()
 probe_app = typer.Typer(help="Bias and memorization probes, before and after adaptation.", no_args_is_help=True)
-
-
-def _bh(name: str) -> str:
-    return BiasProbeConfig.model_fields[name].description
-
-
-def _mh(name: str) -> str:
-    return MemorizationProbeConfig.model_fields[name].description
 
 
 def _require(**flags) -> None:
@@ -76,15 +69,15 @@ def bias_command(
     model: str = typer.Option(None, "--model", help="model to probe: hub id, local path or odyssey run directory"),
     against: str = typer.Option(None, "--against", help="base model to compare with (the model before adaptation)"),
     list_: bool = typer.Option(False, "--list", help="show the pairs per category and exit (no model needed)"),
-    templates: str = typer.Option(None, "--templates", help=_bh("templates")),
-    category: list[str] = typer.Option(None, "--category", help="score only this category; repeatable"),
+    templates: str = option_for(BiasProbeConfig, "templates", "--templates"),
+    category: list[str] = option_for(BiasProbeConfig, "categories", "--category", more="Repeatable."),
     out: Path = typer.Option(None, "--out", help="directory for bias.json"),
     config: Path = typer.Option(None, "--config", help="YAML file with a BiasProbeConfig"),
-    n_boot: int = typer.Option(None, "--n-boot", help=_bh("n_boot")),
-    seed: int = typer.Option(None, "--seed", help=_bh("seed")),
-    bootstrap_unit: str = typer.Option(None, "--bootstrap-unit", help=_bh("bootstrap_unit")),
-    batch_size: int = typer.Option(None, "--batch-size", help=_bh("batch_size")),
-    device: str = typer.Option(None, "--device", help=_bh("device")),
+    n_boot: int = option_for(BiasProbeConfig, "n_boot", "--n-boot"),
+    seed: int = option_for(BiasProbeConfig, "seed", "--seed"),
+    bootstrap_unit: str = option_for(BiasProbeConfig, "bootstrap_unit", "--bootstrap-unit"),
+    batch_size: int = option_for(BiasProbeConfig, "batch_size", "--batch-size"),
+    device: str = option_for(BiasProbeConfig, "device", "--device"),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object on stdout "
                                  "(without the per-pair scores, which --out saves)"),
     overrides: list[str] = typer.Argument(None, help="BiasProbeConfig key=value overrides, e.g. confidence=0.9"),
@@ -158,15 +151,15 @@ def memorization_command(
     against: str = typer.Option(None, "--against", help="base model to compare with (the model before adaptation)"),
     out: Path = typer.Option(None, "--out", help="directory for memorization.json"),
     config: Path = typer.Option(None, "--config", help="YAML file with a MemorizationProbeConfig"),
-    sequences: int = typer.Option(None, "--sequences", help=_mh("sequences")),
-    prefix_tokens: int = typer.Option(None, "--prefix-tokens", help=_mh("prefix_tokens")),
-    suffix_tokens: int = typer.Option(None, "--suffix-tokens", help=_mh("suffix_tokens")),
-    membership_documents: int = typer.Option(None, "--membership-documents", help=_mh("membership_documents")),
-    n_boot: int = typer.Option(None, "--n-boot", help=_mh("n_boot")),
-    seed: int = typer.Option(None, "--seed", help=_mh("seed")),
-    batch_size: int = typer.Option(None, "--batch-size", help=_mh("batch_size")),
-    device: str = typer.Option(None, "--device", help=_mh("device")),
-    progress: bool = typer.Option(None, "--progress/--no-progress", help="show progress on stderr"),
+    sequences: int = option_for(MemorizationProbeConfig, "sequences", "--sequences"),
+    prefix_tokens: int = option_for(MemorizationProbeConfig, "prefix_tokens", "--prefix-tokens"),
+    suffix_tokens: int = option_for(MemorizationProbeConfig, "suffix_tokens", "--suffix-tokens"),
+    membership_documents: int = option_for(MemorizationProbeConfig, "membership_documents", "--membership-documents"),
+    n_boot: int = option_for(MemorizationProbeConfig, "n_boot", "--n-boot"),
+    seed: int = option_for(MemorizationProbeConfig, "seed", "--seed"),
+    batch_size: int = option_for(MemorizationProbeConfig, "batch_size", "--batch-size"),
+    device: str = option_for(MemorizationProbeConfig, "device", "--device"),
+    progress: bool = option_for(MemorizationProbeConfig, "progress", "--progress/--no-progress"),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object on stdout"),
     overrides: list[str] = typer.Argument(None, help="MemorizationProbeConfig key=value overrides"),
 ) -> None:

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import typer
 
+from odyssey.cli.options import option_for
+from odyssey.corpora.world import WorldConfig
+
 world_app = typer.Typer(
     help="The embedded default world: a general corpus and domains built from text that "
     "installed packages carry.",
@@ -20,7 +23,7 @@ def build(
     out: Path = typer.Option(None, "--out", "-o", show_default=False,
                              help="World directory (default: $ODYSSEY_HOME/world or ~/.cache/odyssey/world)."),
     config: Path = typer.Option(None, "--config", "-c", help="YAML file with world settings."),
-    seed: int = typer.Option(None, "--seed", help="Seed of every sample and split (default: 0)."),
+    seed: int = option_for(WorldConfig, "seed", "--seed"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Rebuild even if the world is already there."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress per corpus."),
 ) -> None:
@@ -29,7 +32,7 @@ def build(
     Example: odyssey world build --out world domain_max_bytes=100000
     """
     from odyssey.config import resolve
-    from odyssey.corpora.world import WorldConfig, build_world
+    from odyssey.corpora.world import build_world
 
     cfg = resolve(WorldConfig, config, list(overrides or []), values={"seed": seed})
     _render(build_world(out, cfg, overwrite=overwrite, progress=progress))
