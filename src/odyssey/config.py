@@ -139,6 +139,25 @@ def resolve(
         raise ConfigError(f"invalid configuration: {problems}") from e
 
 
+def config_differences(saved: dict, now: dict, ignore: tuple[str, ...] = (), prefix: str = "") -> list[str]:
+    """What differs between two configs as plain data, one ``key: old -> new`` per dotted
+    key (``ignore``: top-level keys that may differ).
+
+    >>> config_differences({"train": {"max_steps": 2}}, {"train": {"max_steps": 4}})
+    ['train.max_steps: 2 -> 4']
+    """
+    out = []
+    for key in sorted(set(saved) | set(now), key=str):
+        if not prefix and key in ignore:
+            continue
+        a, b = saved.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, (), f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out
+
+
 def save_config(cfg: BaseModel, path: str | os.PathLike) -> None:
     """Write the resolved config as plain YAML, atomically."""
     with atomic_write(path) as f:

@@ -34,3 +34,7 @@ class TrainingError(OdysseyError):
 
 class WriteError(OdysseyError):
     """An output could not be written."""
+
+
+class InUseError(OdysseyError):
+    """Another process holds the lock of a run or study directory (see :mod:`odyssey.runlock`)."""

@@ -102,10 +102,11 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, tiny_llama_dir,
 
     monkeypatch.setattr(loop, "_train_step", poisoned)
     out = tmp_path / "nan"
-    with pytest.raises(TrainingError, match="nan"):
+    with pytest.raises(TrainingError, match="nan") as caught:
         adapt(make_cfg(tiny_llama_dir, tiny_corpus_dir, out, save_every=1, keep_checkpoints=10), progress=False)
     last = sorted((out / "checkpoint").iterdir())[-1]
     assert last.name == "step-000003"
+    assert "step-000003 is kept" in caught.value.hint
     assert all(torch.isfinite(t).all() for t in load_file(str(last / "model.safetensors")).values())
 
 

@@ -34,12 +34,13 @@ from odyssey.adapt.mitigations.config import MitigationConfig
 from odyssey.adapt.schedule import block_indices, lr_at, steps_for
 from odyssey.adapt.tracking import MetricsLog, read_metrics
 from odyssey.blocks import pack_documents
-from odyssey.config import load_yaml, save_config
+from odyssey.config import config_differences, load_yaml, save_config
 from odyssey.corpora.store import is_corpus_dir, iter_split, load_documents, parse_data_spec
 from odyssey.energy import measure_phase
 from odyssey.errors import ConfigError, TrainingError
 from odyssey.io import read_json, write_json
 from odyssey.models import check_tokenizer_fits, load_tokenizer, max_context
+from odyssey.runlock import run_lock
 
 
 @dataclass
@@ -88,8 +89,19 @@ def adapt(config: AdaptConfig, *, accelerator=None, progress: bool = True) -> Ad
     >>> adapt(cfg).evals["valid"]["after"]["perplexity"]
     """
     out = Path(config.out)
-    if config.resume and (out / "result.json").is_file():
-        return AdaptResult(**read_json(out / "result.json"))  # finished runs are not redone
+    accelerator = accelerator or _make_accelerator(config)
+    # One writer per run: a second process on the same OUT stops here with one line naming
+    # the first. Under accelerate only the main process locks; the others wait for it.
+    lock = run_lock(out, what="adapt run") if accelerator.is_main_process else contextlib.nullcontext()
+    with lock:
+        accelerator.wait_for_everyone()
+        if config.resume and (out / "result.json").is_file():
+            _check_existing(config, out, finished=True)  # a finished run is reused only under the same settings
+            return AdaptResult(**read_json(out / "result.json"))
+        return _run(config, accelerator, progress)
+
+
+def _run(config: AdaptConfig, accelerator, progress: bool) -> AdaptResult:
     run = setup(config, accelerator)
     try:
         with measure_phase(run.out, "adapt", accelerator=run.accelerator, active=run.meters):  # OUT/energy.csv
@@ -122,7 +134,7 @@ def _make_accelerator(cfg: AdaptConfig):
                        project_dir=cfg.out)
 
 
-def _check_existing(cfg: AdaptConfig, out: Path) -> None:
+def _check_existing(cfg: AdaptConfig, out: Path, finished: bool = False) -> None:
     exists = (out / "config.yaml").is_file() or (out / "checkpoint").is_dir()
     if exists and cfg.overwrite:
         remove_run(out)
@@ -133,10 +145,14 @@ def _check_existing(cfg: AdaptConfig, out: Path) -> None:
         now = cfg.model_dump(mode="json")
         # Runs saved before mitigations existed have no such section: they had none.
         before.setdefault("mitigation", MitigationConfig().model_dump(mode="json"))
-        changed = [k for k in now if k not in cfg.RESUMABLE_CHANGES and now[k] != before.get(k)]
+        before = {k: v for k, v in before.items() if k in now}  # fields since removed do not count
+        changed = "; ".join(config_differences(before, now, ignore=cfg.RESUMABLE_CHANGES))
+        if changed and finished:
+            raise ConfigError(f"{out} is a finished run whose settings differ from these ({changed})",
+                              "pass --overwrite to redo it with these settings, or choose another --out")
         if changed:
-            raise ConfigError(f"cannot resume {out}: {', '.join(changed)} differ from the saved config.yaml",
-                              "resume with the same settings, or start a new run directory")
+            raise ConfigError(f"cannot resume {out}: these settings differ from its config.yaml ({changed})",
+                              "resume with the saved settings, or start over with --overwrite")
 
 
 def _load_eval_sets(cfg: AdaptConfig) -> dict[str, list[dict]]:
@@ -255,15 +271,22 @@ def _train_step(run: Run, step: int) -> tuple[float, float | None]:
     # The mean over processes decides for all of them, so no process stops alone.
     loss_value = acc.reduce(total, reduction="mean").item()
     if not math.isfinite(loss_value):
-        raise TrainingError(f"the loss became {loss_value} at step {step + 1}",
-                            "lower optim.lr or use train.precision=no; the last checkpoint is kept "
-                            "and --resume continues from it")
+        raise TrainingError(f"the loss became {loss_value} at step {step + 1}", _diverged_hint(run.out))
     grad_norm = None
     if cfg.optim.max_grad_norm:
         grad_norm = float(acc.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm))
     run.optimizer.step()
     run.optimizer.zero_grad(set_to_none=True)
     return loss_value, grad_norm
+
+
+def _diverged_hint(out: Path) -> str:
+    """What to do after a NaN loss: the checkpoint to resume from is named only if there is one."""
+    hint = "lower optim.lr (or use train.precision=no) and start over with --overwrite"
+    kept = find_resume_point(out)
+    if kept is None:
+        return f"{hint}; no checkpoint was saved before it (--save-every N saves one every N steps)"
+    return f"{hint}; {kept.name} is kept, and --resume continues from it with the same settings"
 
 
 def fit(run: Run, progress: bool = True) -> None:

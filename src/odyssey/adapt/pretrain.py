@@ -15,6 +15,8 @@ base's behaviour under adaptation comes from its being far from saturation.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import platform
 import shutil
 from pathlib import Path
@@ -27,6 +29,7 @@ from odyssey.corpora.store import is_corpus_dir, load_documents, parse_data_spec
 from odyssey.io import odyssey_home, read_json, write_json
 from odyssey.models.presets import build_model, llama_config
 from odyssey.models.tokenizer_train import train_bpe_tokenizer
+from odyssey.runlock import run_lock
 
 
 class PretrainConfig(AdaptConfig):
@@ -92,14 +95,19 @@ def pretrain(cfg: PretrainConfig, *, progress: bool = True, command: str | None 
     >>> pretrain(resolve(PretrainConfig, overrides=["data=world/general", "out=runs/base"]))
     """
     out = Path(cfg.out)
-    if cfg.overwrite:
-        shutil.rmtree(out / "init", ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
-    make_initial_model(cfg, out / "init")
-    run_cfg = AdaptConfig(**{**cfg.model_dump(exclude={"preset", "vocab_size", "init_seed"}),
-                             "model": str(out / "init"), "tokenizer": None})
-    result = adapt(run_cfg, progress=progress)
-    write_provenance(cfg, result, command)
+    # adapt() takes the lock again (reentrant); holding it here covers the initial model too.
+    # Under a launcher only rank 0 locks (RANK as torchrun and accelerate set it: reading it
+    # does not start the distributed state before adapt() chooses its device).
+    main = os.environ.get("RANK", "0") == "0"
+    lock = run_lock(out, what="pretrain run") if main else contextlib.nullcontext()
+    with lock:
+        if cfg.overwrite:
+            shutil.rmtree(out / "init", ignore_errors=True)
+        make_initial_model(cfg, out / "init")
+        run_cfg = AdaptConfig(**{**cfg.model_dump(exclude={"preset", "vocab_size", "init_seed"}),
+                                 "model": str(out / "init"), "tokenizer": None})
+        result = adapt(run_cfg, progress=progress)
+        write_provenance(cfg, result, command)
     return result
 
 
