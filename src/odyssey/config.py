@@ -78,10 +78,19 @@ def load_yaml(path: str | os.PathLike) -> dict:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML ({e})") from e
+        raise ConfigError(_yaml_problem(path, e), "fix the YAML at that place") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data
+
+
+def _yaml_problem(path: Path, e: yaml.YAMLError) -> str:
+    """One line for PyYAML's several: ``file:line:column: invalid YAML (what)``."""
+    mark = getattr(e, "problem_mark", None)
+    what = getattr(e, "problem", None) or str(e).splitlines()[0]
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    context = getattr(e, "context", None)
+    return f"{where}: invalid YAML ({what}{', ' + context if context else ''})"
 
 
 def deep_merge(low: dict, high: dict) -> dict:

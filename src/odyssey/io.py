@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -60,6 +61,25 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_write(path) as f:
         json.dump(obj, f, indent=2, ensure_ascii=False, default=str)
         f.write("\n")
+
+
+def json_safe(obj: Any, drop_private: bool = False) -> Any:
+    """``obj`` with every NaN and infinity made ``None`` (JSON has neither: ``json.dumps``
+    would write the invalid tokens ``NaN`` and ``Infinity``), through dicts, lists and
+    tuples. ``drop_private`` also leaves out the keys that start with ``_`` (bookkeeping
+    kept in memory only, such as a predictor fit's ``_path``).
+
+    >>> json_safe({"ppl": float("nan"), "runs": [1.5, float("inf")]})
+    {'ppl': None, 'runs': [1.5, None]}
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v, drop_private) for k, v in obj.items()
+                if not (drop_private and str(k).startswith("_"))}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v, drop_private) for v in obj]
+    return obj
 
 
 def read_json(path: str | os.PathLike) -> Any:

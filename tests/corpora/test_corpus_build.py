@@ -241,3 +241,38 @@ def test_output_inside_input_folder_is_not_read_back(tmp_path, txt_folder):
     second = build_corpus("dom", [txt_folder], out, overwrite=True, progress=False)
     assert first.documents == second.documents == 30
     assert second.dropped == {}
+
+
+STALLED_BUILD = """
+import sys, time
+import odyssey.corpora.build as build_mod
+from odyssey.corpora.build import build_corpus
+
+def stall(path, rows):
+    print("writing", flush=True)
+    time.sleep(600)
+
+build_mod.write_jsonl = stall
+build_corpus("dom", [sys.argv[1]], sys.argv[2], progress=False)
+"""
+
+
+def test_staging_of_a_killed_build_is_removed_by_the_next_one(tmp_path, txt_folder):
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "corpus"
+    child = subprocess.Popen([sys.executable, "-c", STALLED_BUILD, str(txt_folder), str(out)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "writing"
+        staging = [p for p in tmp_path.iterdir() if p.name.startswith(".corpus.building-")]
+        assert len(staging) == 2  # the directory and its lock
+        assert build_mod.remove_stale_staging(out) == []  # its build is running: left alone
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert all(p.exists() for p in staging)  # kill -9 cleans nothing up
+    build_corpus("dom", [txt_folder], out, progress=False)
+    assert is_corpus_dir(out) and _no_staging_left(tmp_path)

@@ -29,6 +29,7 @@ from odyssey.adapt.checkpoint import (
     sharding_engine,
 )
 from odyssey.adapt.config import AdaptConfig
+from odyssey.adapt.mitigations.base import BatchInfo
 from odyssey.adapt.mitigations.compose import Mitigations
 from odyssey.adapt.mitigations.config import MitigationConfig
 from odyssey.adapt.schedule import block_indices, lr_at, steps_for
@@ -182,7 +183,7 @@ def setup(cfg: AdaptConfig, accelerator=None) -> Run:
     block_size = cfg.train.block_size or min(max_context(model), 512)
     if block_size > max_context(model):
         raise ConfigError(f"train.block_size={block_size} exceeds the model's context of {max_context(model)}")
-    train_docs = mit.documents(load_documents(cfg.data, default_split="train"), accelerator.is_main_process)
+    train_docs = mit.documents(load_documents(cfg.data, default_split="train"), accelerator)
     with accelerator.main_process_first():
         blocks = pack_documents(train_docs, tokenizer, block_size)
     mit.build(model, tokenizer, blocks, accelerator)
@@ -241,11 +242,14 @@ def validate(run: Run) -> dict[str, dict]:
 def _micro_batch(run: Run, step: int, micro: int) -> np.ndarray:
     """The token blocks of micro-batch ``micro`` of ``step`` on this process."""
     acc, t = run.accelerator, run.cfg.train
-    where = dict(rank=acc.process_index, world_size=acc.num_processes, micro_batch=t.batch_size,
-                 grad_accum=t.grad_accum)
-    if run.mit.replay is not None:
-        return run.mit.rows(step, micro, **where)
-    return run.blocks[np.sort(block_indices(step, micro, **where, n_blocks=len(run.blocks), seed=t.seed))]
+    b = BatchInfo(step=step, micro=micro, seed=t.seed, rank=acc.process_index, world_size=acc.num_processes,
+                  micro_batch=t.batch_size, grad_accum=t.grad_accum, n_blocks=len(run.blocks))
+    rows = run.mit.rows(b)  # replay: domain and general blocks mixed
+    if rows is None:
+        rows = run.blocks[np.sort(block_indices(step, micro, rank=b.rank, world_size=b.world_size,
+                                                micro_batch=b.micro_batch, grad_accum=b.grad_accum,
+                                                n_blocks=b.n_blocks, seed=b.seed))]
+    return run.mit.transform_batch(rows, b)
 
 
 def _train_step(run: Run, step: int) -> tuple[float, float | None]:
@@ -330,14 +334,14 @@ def finish(run: Run) -> AdaptResult:
     save_checkpoint(run.out, acc, run.model, run.optimizer, run.tokenizer, state, run.cfg.keep_checkpoints)
     rows = [r for r in read_metrics(run.out) if r["kind"] == "eval"]
     before = {r["split"]: r for r in rows if r["step"] == 0}
-    if state.best_step is not None and run.mit.stopper is not None:  # OUT/model holds the best step's weights
-        after = {r["split"]: r for r in rows if r["step"] == state.best_step}
+    best_step = run.mit.best_step(state)  # early-stop: OUT/model holds the best step's weights
+    if best_step is not None:
+        after = {r["split"]: r for r in rows if r["step"] == best_step}
     evals = {split: {"before": before.get(split), "after": after.get(split)} for split in after}
     final_model = run.mit.final_model(run)  # best weights back, LoRA merged; None: the model as trained
     result = AdaptResult(str(run.out), state.step, state.tokens, round(state.seconds, 3),
-                         int(run.blocks.shape[1]), evals, run.mit.info,
-                         state.best_step if run.mit.stopper else None,
-                         run.mit.info.get("early_stop", {}).get("stopped_at"))
+                         int(run.blocks.shape[1]), evals, run.mit.info, best_step,
+                         state.step if state.step < run.total_steps and run.mit.should_stop(state) else None)
     # A collective under FSDP/DeepSpeed: every process calls it.
     state_dict = acc.get_state_dict(run.model) if final_model is None else None
     if acc.is_main_process:

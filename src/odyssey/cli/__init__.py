@@ -16,13 +16,33 @@ import sys
 import typer
 import typer.main
 from rich.console import Console
+from rich.text import Text
 
 from odyssey.errors import OdysseyError
 
-err_console = Console(stderr=True)
+
+def make_console(stderr: bool = False) -> Console:
+    """The console every command prints with. Markup is off: user text (paths such as
+    ``corpora/legal[v2]`` or ``x[/y]``) is printed as it is, never read as Rich tags;
+    styles are given as :class:`rich.text.Text` spans instead."""
+    return Console(stderr=stderr, markup=False)
+
+
+err_console = make_console(stderr=True)
+
+# What to do after Ctrl-C, by command: how each one continues where it stopped.
+AFTER_INTERRUPT = {
+    "adapt": "rerun with --resume to continue from the newest checkpoint (--save-every N saves one every N steps)",
+    "pretrain": "rerun with --resume to continue from the newest checkpoint",
+    "study": "rerun the same command to continue: finished runs are kept",
+    "collapse": "rerun the same command to continue: finished generations are kept",
+    "world": "rerun the same command: it starts the unfinished build again",
+}
+AFTER_INTERRUPT_DEFAULT = "no output was left half-written; rerun the command to start again"
 
 # Command-group modules, each with a ``register(app)`` function.
-COMMAND_MODULES = ("corpus", "evaluate", "adapt", "world", "study", "analysis", "lmul", "diagnose", "collapse", "detect", "probe")
+COMMAND_MODULES = ("corpus", "evaluate", "adapt", "world", "study", "analysis", "lmul", "diagnose", "collapse", "detect", "probe",
+                   "models")
 
 
 def build_app() -> typer.Typer:
@@ -41,8 +61,30 @@ def build_app() -> typer.Typer:
 
 
 def _fail(message: str, code: int) -> int:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     return code
+
+
+class _Interrupted(Exception):
+    """Ctrl-C inside a command. Typer turns a KeyboardInterrupt into a silent exit 130;
+    this passes through it to :func:`run`, which says how to continue."""
+
+
+def _interrupt_as_error(callback):
+    @functools.wraps(callback)
+    def wrapped(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except KeyboardInterrupt as e:
+            raise _Interrupted from e
+
+    return wrapped
+
+
+def _interrupted(argv: list[str]) -> int:
+    words = [a for a in argv if not a.startswith("-")]
+    advice = AFTER_INTERRUPT.get(words[0] if words else "", AFTER_INTERRUPT_DEFAULT)
+    return _fail(f"interrupted; {advice}", 130)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -53,6 +95,8 @@ def run(argv: list[str] | None = None) -> int:
         argv.remove("--debug")
     command = typer.main.get_command(build_app())
     _before_each_command(command, _quiet_libraries)
+    for leaf in _leaf_commands(command):
+        leaf.callback = _interrupt_as_error(leaf.callback)
     try:
         result = command.main(args=argv, prog_name="odyssey", standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
@@ -60,6 +104,8 @@ def run(argv: list[str] | None = None) -> int:
         if debug:
             raise
         return _fail(str(e), 2)
+    except (_Interrupted, KeyboardInterrupt):
+        return _interrupted(argv)
     except typer.Exit as e:
         return e.exit_code
     except typer.Abort:
@@ -72,8 +118,14 @@ def run(argv: list[str] | None = None) -> int:
         if type(e).__name__ == "NoArgsIsHelpError":  # `odyssey` alone: the help was shown
             return 0
         return _fail(e.format_message(), 2)
-    except KeyboardInterrupt:
-        return _fail("interrupted; rerun with --resume to continue where it stopped", 130)
+
+
+def _leaf_commands(command) -> list:
+    """The commands that run code (a group's subcommands, recursively), with a callback."""
+    subcommands = getattr(command, "commands", None)
+    if subcommands:
+        return [leaf for sub in subcommands.values() for leaf in _leaf_commands(sub)]
+    return [command] if command.callback is not None else []
 
 
 def _before_each_command(command, hook) -> None:

@@ -4,7 +4,6 @@ a domain resembles the base model's pretraining data (odyssey.analysis)."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import typer
@@ -14,19 +13,9 @@ from rich.table import Table
 from odyssey.analysis.config import SimilarityConfig, TokensConfig
 from odyssey.cli.options import option_for
 from odyssey.config import resolve
+from odyssey.io import json_safe
 
 console = Console()
-
-
-def _clean(obj):
-    """JSON has no NaN/inf: write them as null."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    return obj
 
 
 # -- odyssey tokens -------------------------------------------------------------------------
@@ -58,7 +47,7 @@ def tokens_command(
     if html:
         render_token_html(att, html, max_documents=cfg.html_max_documents)
     if as_json:
-        print(json.dumps(_clean({**summary, "html": str(html) if html else None}), ensure_ascii=False))
+        print(json.dumps(json_safe({**summary, "html": str(html) if html else None}), ensure_ascii=False))
         return
     render_tokens(summary, html)
 
@@ -133,7 +122,7 @@ def similarity_command(
         loaded = (load_model(model, device=cfg.device), load_tokenizer(model))
     results = [similarity(d, ref, model=loaded, config=cfg) for d in data]
     if as_json:
-        out = [_clean(r) for r in results]
+        out = [json_safe(r) for r in results]
         print(json.dumps(out[0] if len(out) == 1 else out, ensure_ascii=False))
         return
     render_similarity(results)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from odyssey.cli import make_console
 from odyssey.cli.options import option_for
 from odyssey.collapse.config import CollapseConfig
 from odyssey.config import resolve
 
-console = Console()
+console = make_console()
 
 
 def collapse_command(

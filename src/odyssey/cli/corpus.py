@@ -71,10 +71,11 @@ def build(
 
 
 def _render(result) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from odyssey.cli import make_console
+
+    console = make_console()
     table = Table(title=f"corpus {result.manifest['name']} → {result.out_dir}", title_justify="left")
     table.add_column("split")
     table.add_column("documents", justify="right")
@@ -119,18 +120,18 @@ def quality(
         return
     _render_quality(report)
     if html:
-        from rich.console import Console
+        from odyssey.cli import make_console
 
-        Console().print(f"report: {html}")
+        make_console().print(f"report: {html}")
 
 
 def _render_quality(r: dict) -> None:
-    from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
-    table = Table(title=f"quality of {escape(r['corpus'])}: "
+    from odyssey.cli import make_console
+
+    console = make_console()
+    table = Table(title=f"quality of {r['corpus']}: "
                         + ", ".join(f"{k} {v:,}" for k, v in r["documents"].items()) + " documents",
                   title_justify="left")
     table.add_column("measure")
@@ -160,7 +161,7 @@ def _render_quality(r: dict) -> None:
                   f"{bp['documents_affected']:.1%} of documents")
     console.print(table)
     for b in bp["top"][:5]:
-        console.print(f"  {b['documents']:>5} × {escape(b['line'][:100])}", highlight=False)
+        console.print(f"  {b['documents']:>5} × {b['line'][:100]}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

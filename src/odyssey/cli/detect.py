@@ -14,6 +14,7 @@ from rich.table import Table
 from odyssey.cli.options import option_for
 from odyssey.collapse.config import DetectConfig
 from odyssey.config import resolve
+from odyssey.io import json_safe
 
 console = Console()
 TABLE_ROWS = 40  # documents shown in the terminal; --json gives all
@@ -53,7 +54,7 @@ def detect_command(
                                progress=not as_json)
         if as_json:
             print(json.dumps({"model": cfg.model, "observer": cfg.observer, "statistic": cfg.statistic(),
-                              "documents": [_jsonable(r) for r in rows]}))
+                              "documents": json_safe(rows)}))
             return
         render_scores(rows, cfg)
         return
@@ -63,17 +64,9 @@ def detect_command(
     result = evaluate_detection(real, generated, cfg.fpr)
     if as_json:
         print(json.dumps({"real": pair[0], "generated": pair[1], "fpr": cfg.fpr, "statistic": cfg.statistic(),
-                          "statistics": _jsonable(result)}))
+                          "statistics": json_safe(result)}))
         return
     render_evaluation(result, cfg, pair)
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def render_scores(rows: list[dict], cfg: DetectConfig) -> None:

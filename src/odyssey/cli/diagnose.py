@@ -14,6 +14,7 @@ from rich.table import Table
 from odyssey.analysis.config import DiagnoseConfig
 from odyssey.cli.options import option_for
 from odyssey.config import resolve
+from odyssey.io import json_safe
 
 console = Console()
 err_console = Console(stderr=True)
@@ -22,17 +23,6 @@ diagnose_app = typer.Typer(
     help="Will adapting help? Predict the change of in-domain perplexity from the data's similarity "
     "to the pretraining data; recommend adapt, rely or mitigate.",
     invoke_without_command=True, no_args_is_help=False)
-
-
-def _clean(obj):
-    """JSON has no NaN/inf: write them as null."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items() if not str(k).startswith("_")}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    return obj
 
 
 def _resolve(config: Path | None, overrides: list[str] | None, values: dict) -> DiagnoseConfig:
@@ -70,7 +60,7 @@ def diagnose_command(
     cfg = _resolve(config, overrides, {"similarity.progress": progress})
     result = diagnose(data, model=model, reference=reference, fit=fit, config=cfg, probe=probe, progress=progress)
     if as_json:
-        print(json.dumps(_clean(result), ensure_ascii=False))
+        print(json.dumps(json_safe(result, drop_private=True), ensure_ascii=False))
         return
     render_diagnosis(result)
 
@@ -100,7 +90,7 @@ def fit_command(
     fit = fit_studies([str(s) for s in studies], cfg, out=out, probe=probe, progress=progress,
                       log=lambda msg: err_console.print(msg, highlight=False))
     if as_json:
-        print(json.dumps(_clean(fit), ensure_ascii=False))
+        print(json.dumps(json_safe(fit, drop_private=True), ensure_ascii=False))
         return
     render_fit(fit)
     console.print(f"fit written to {out}")

@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from odyssey.cli import make_console
 from odyssey.cli.options import option_for
 from odyssey.config import resolve
 from odyssey.evaluate.config import EvalConfig
 
-console = Console()
+console = make_console()
 
 
 def evaluate_command(

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from odyssey.cli import make_console
 from odyssey.cli.options import option_for
 from odyssey.lmul.config import LMulEvalConfig, PrecisionConfig
 
-console = Console()
+console = make_console()
 lmul_app = typer.Typer(help="L-Mul (multiplication by one integer addition): precision and model studies.",
                        no_args_is_help=True)
 

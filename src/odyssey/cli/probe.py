@@ -43,9 +43,9 @@ def _show(result: dict, out, as_json: bool, render, drop: tuple[str, ...] = ()) 
 
 
 def _print_json(result: dict, drop: tuple[str, ...] = ()) -> None:
-    from odyssey.analysis.probes.summary import clean
+    from odyssey.io import json_safe
 
-    print(json.dumps(clean({k: v for k, v in result.items() if k not in drop}), ensure_ascii=False))
+    print(json.dumps(json_safe({k: v for k, v in result.items() if k not in drop}), ensure_ascii=False))
 
 
 def _pct(v) -> str:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from odyssey.cli import make_console
 from odyssey.config import resolve
 from odyssey.study.config import StudyConfig
 
-console = Console()
+console = make_console()
 
 
 def study_command(
@@ -63,7 +64,7 @@ def render_results(results: dict) -> None:
     for d in sorted(results["domains"], key=lambda d: d["delta_ppl_pct"]):
         style = "red" if d["delta_ppl_pct"] > 0 else "green"
         table.add_row(d["name"], d["kind"], f"{d['ppl_before']:.2f}", f"{d['ppl_after']:.2f}",
-                      f"[{style}]{d['delta_ppl_pct']:+.2f}%[/]", f"{d['forgetting_pct']:+.2f}%")
+                      Text(f"{d['delta_ppl_pct']:+.2f}%", style), f"{d['forgetting_pct']:+.2f}%")
     console.print(table)
 
 

@@ -50,8 +50,9 @@ def show(
 
 
 def _render(world: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from odyssey.cli import make_console
 
     table = Table(title=f"world → {world['root']}  (built in {world['build_seconds']} s)", title_justify="left")
     for column in ("corpus", "kind", "documents", "bytes", "train", "valid", "test"):
@@ -60,7 +61,7 @@ def _render(world: dict) -> None:
         splits = c["splits"]
         table.add_row(c["name"], c["kind"], f"{c['documents']:,}", f"{c['bytes']:,}",
                       *(f"{splits[s]['documents']:,}" for s in ("train", "valid", "test")))
-    Console().print(table)
+    make_console().print(table)
 
 
 def register(app: typer.Typer) -> None:

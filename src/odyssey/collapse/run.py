@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
+from rich.text import Text
 
 from odyssey import __version__
 from odyssey.adapt.config import AdaptConfig
@@ -284,9 +285,10 @@ class Experiment:
         write_jsonl(self.out / "real-test.jsonl",
                     block_documents(self.real.blocks["test"], self.tokenizer, "real-test-", {"source": "real"}))
         series = [series_name(f) for f in cfg.keep_real]
-        self.console.print(f"[bold]collapse[/] {cfg.data}: generations 0..{cfg.generations}, series "
-                           f"{', '.join(series)}; {len(self.real.blocks['train'])} training blocks of "
-                           f"{cfg.generation.prompt_tokens} tokens")
+        # Text, not markup: the data path is the user's (corpora/legal[v2] must print as it is).
+        self.console.print(Text.assemble(("collapse", "bold"), f" {cfg.data}: generations 0..{cfg.generations}, "
+                                         f"series {', '.join(series)}; {len(self.real.blocks['train'])} training "
+                                         f"blocks of {cfg.generation.prompt_tokens} tokens"))
         gen0 = self._step(None, 0, 0, started, None)
         position = 1
         for fraction in cfg.keep_real:

@@ -14,6 +14,7 @@ overwritten stays intact until its replacement is ready.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import uuid
@@ -29,8 +30,9 @@ from odyssey.corpora.config import CorpusConfig
 from odyssey.corpora.readers import DocumentReader
 from odyssey.corpora.split import split_digest, split_documents
 from odyssey.corpora.store import MANIFEST, SPLITS, is_corpus_dir
-from odyssey.errors import DataError, WriteError
+from odyssey.errors import DataError, InUseError, WriteError
 from odyssey.io import sha256_text, write_json, write_jsonl
+from odyssey.runlock import ExclusiveLock
 
 # Below this many input files reading is quick and a progress bar is only noise.
 PROGRESS_MIN_FILES = 20
@@ -258,24 +260,61 @@ def _check_target(out_dir: Path, overwrite: bool) -> None:
                          "choose a new or empty --out directory")
 
 
+STAGING = ".{name}.building-"  # + a random suffix: the directory a build writes into
+
+
 @contextlib.contextmanager
 def _staging(out_dir: Path, overwrite: bool) -> Iterator[Path]:
     """A hidden directory beside ``out_dir`` to build in; renamed to ``out_dir`` on success,
-    deleted on failure."""
+    deleted on failure.
+
+    The build holds a lock on ``<staging>.lock`` beside it while it runs, so that the next
+    build can tell a staging directory whose process was killed (``kill -9``, a power cut)
+    from one being written right now, and remove only the first kind.
+    """
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_staging(out_dir)
         # Not tempfile.mkdtemp: its 0700 mode would end up on the corpus directory.
-        tmp = out_dir.with_name(f".{out_dir.name}.building-{uuid.uuid4().hex[:8]}")
-        tmp.mkdir()
+        tmp = out_dir.with_name(STAGING.format(name=out_dir.name) + uuid.uuid4().hex[:8])
     except OSError as e:
         raise WriteError(f"cannot create {out_dir}: {e.strerror}", "check the path and permissions") from e
-    try:
-        yield tmp
-        _check_target(out_dir, overwrite)  # something may have appeared while we built
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with ExclusiveLock(_lock_of(tmp), what="corpus build"):
+        try:
+            tmp.mkdir()
+        except OSError as e:
+            raise WriteError(f"cannot create {tmp}: {e.strerror}", "check the path and permissions") from e
+        try:
+            yield tmp
+            _check_target(out_dir, overwrite)  # something may have appeared while we built
+            _replace_dir(tmp, out_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+
+def _lock_of(staging: Path) -> Path:
+    return staging.with_name(staging.name + ".lock")
+
+
+def remove_stale_staging(out_dir: Path) -> list[Path]:
+    """Delete the staging directories of builds of ``out_dir`` whose process is gone (their
+    lock is free); return them. Those of builds still running are left alone."""
+    removed = []
+    prefix = STAGING.format(name=out_dir.name)
+    for entry in sorted(out_dir.parent.glob(glob.escape(prefix) + "*")):
+        if entry.name.endswith(".lock"):
+            if not entry.with_name(entry.name[:-5]).exists():  # killed after its rename: only the lock is left
+                with contextlib.suppress(InUseError), ExclusiveLock(entry):
+                    pass  # taking and releasing a free lock deletes its file
+            continue
+        try:
+            with ExclusiveLock(_lock_of(entry), what="corpus build"):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+        except InUseError:
+            continue  # a build that is running
+    return removed
 
 
 def _replace_dir(new: Path, out_dir: Path) -> None:

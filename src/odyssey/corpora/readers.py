@@ -127,6 +127,10 @@ class DocumentReader:
             return [InputFile(path, fmt, name)]
         if is_datasets_dir(path):
             return [InputFile(path, "datasets", name)]
+        if (what := not_text_dir(path)) is not None:
+            raise DataError(f"{path} is {what}, not text",
+                            f"give text: a corpus directory (odyssey corpus build), a folder of "
+                            f"{'/'.join(SUPPORTED_SUFFIXES)} files, or one such file")
         found = sorted(self._walk(path, path), key=lambda f: f.rel)
         if not found:
             raise DataError(f"no readable files under {path}",
@@ -299,6 +303,26 @@ def _source_entry(given: Path, fmt: str, files: list[dict]) -> dict:
         digest = h.hexdigest()
     return {"path": str(given), "format": fmt, "sha256": digest,
             "bytes": sum(e["bytes"] for e in files), "files": files}
+
+
+# Files that mark a folder as something other than text, and what to call it.
+MODEL_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "adapter_config.json",
+               "tokenizer.json", "generation_config.json")
+RUN_FILES = ("result.json", "metrics.jsonl", "checkpoint")
+
+
+def not_text_dir(folder: Path) -> str | None:
+    """What ``folder`` is when it is a model or an odyssey run rather than text (its
+    ``config.json`` would otherwise be read as a malformed JSONL file), else None.
+
+    >>> not_text_dir(Path("runs/legal/model"))
+    'a model directory (config.json, model.safetensors)'
+    """
+    if (folder / "config.yaml").is_file() and (found := [n for n in RUN_FILES if (folder / n).exists()]):
+        return f"an odyssey run directory ({', '.join(['config.yaml', *found])})"
+    if (folder / "config.json").is_file() and (found := [n for n in MODEL_FILES if (folder / n).exists()]):
+        return f"a model directory ({', '.join(['config.json', *found])})"
+    return None
 
 
 def read_documents(

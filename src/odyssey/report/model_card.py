@@ -262,9 +262,9 @@ def front_matter(facts: dict) -> dict:
 
 def render_card(facts: dict) -> str:
     from odyssey.analysis.probes import summarize_probe
-    from odyssey.analysis.probes.summary import clean
+    from odyssey.io import json_safe
 
-    meta = yaml.safe_dump(clean(front_matter(facts)), sort_keys=False, allow_unicode=True, width=1000)
+    meta = yaml.safe_dump(json_safe(front_matter(facts)), sort_keys=False, allow_unicode=True, width=1000)
     arch, rec = facts["architecture"], facts["recipe"]
     params = f"{arch['parameters']:,}" if arch["parameters"] else None
     out = ["---", meta.rstrip(), "---", "", f"# {_md(facts['name'])}", ""]

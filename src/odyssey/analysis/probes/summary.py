@@ -3,25 +3,13 @@ model card and the study report)."""
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 from odyssey.errors import DataError
-from odyssey.io import read_json, write_json
+from odyssey.io import json_safe, read_json, write_json
 
 PROBE_NAMES = ("bias", "memorization")
-
-
-def clean(obj):
-    """JSON has no NaN or infinity: write them as null."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [clean(v) for v in obj]
-    return obj
 
 
 def save_probe(result: dict, path: str | os.PathLike) -> Path:
@@ -30,7 +18,7 @@ def save_probe(result: dict, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".json":
         path = path / f"{result.get('probe', 'probe')}.json"
-    write_json(path, clean(result))
+    write_json(path, json_safe(result))
     return path
 
 
@@ -178,4 +166,4 @@ def probe_headline(bias: dict | None, memorization: dict | None) -> dict:
             "membership_significant": gap.get("significant"),
         }
     out["summary"] = [line for r in (bias, memorization) if r for line in summarize_probe(r)]
-    return clean(out)
+    return json_safe(out)
