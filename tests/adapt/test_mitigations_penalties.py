@@ -69,9 +69,9 @@ def test_ewc_fisher_matches_a_per_sample_loop_and_the_penalty_gradient(tmp_path,
     chosen = sample_blocks(general, samples, seed=0)
     assert len(chosen) == samples and len({tuple(r) for r in chosen}) == samples
     expected = naive_fisher(tiny_model_dir, chosen)
-    assert run.mit.fisher.keys() == expected.keys()
+    assert run.mit["ewc"].fisher.keys() == expected.keys()
     for n, f in expected.items():
-        torch.testing.assert_close(run.mit.fisher[n], f, rtol=1e-4, atol=1e-10)
+        torch.testing.assert_close(run.mit["ewc"].fisher[n], f, rtol=1e-4, atol=1e-10)
     assert any(float(f.max()) > 0 for f in expected.values())
 
     model = run.accelerator.unwrap_model(run.model)

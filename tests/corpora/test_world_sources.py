@@ -67,9 +67,9 @@ def test_chunk_documents_ids_and_meta():
 def test_registry_refuses_duplicates_and_non_sources():
     source = get_source("sotu")
     with pytest.raises(ValueError, match="already registered"):
-        Registry("source", [source, source])
+        Registry("source", Source, [source, source])
     with pytest.raises(TypeError):
-        Registry("source", ["sotu"])
+        Registry("source", Source, ["sotu"])
     assert SOURCES.names() == ["wikipedia", "sotu", "licenses", "shakespeare", "python-docs", "python-source"]
 
 

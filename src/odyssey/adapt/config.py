@@ -81,13 +81,8 @@ class AdaptConfig(StageConfig):
     def _check(self):
         if self.resume and self.overwrite:
             raise ValueError("resume and overwrite exclude each other")
-        m = self.mitigation
-        for method in ("replay", "ewc"):
-            if m.on(method) and not (getattr(m, method).data or self.general):
-                raise ValueError(f"mitigation {method} needs general text: pass --general CORPUS "
-                                 f"or set mitigation.{method}.data")
-        if m.on("early-stop") and not self.eval_every:
-            raise ValueError("mitigation early-stop needs evaluations during training: set eval_every>0")
+        for method in self.mitigation.active():
+            method.check_run(self)  # e.g. replay needs general text
         return self
 
     # Fields that may differ between a run and its resumption.

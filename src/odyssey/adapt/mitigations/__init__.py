@@ -1,9 +1,13 @@
 """Mitigations of failed adaptation and forgetting, as composable pieces of the adapt loop.
 
-One module per method, combined by :class:`~odyssey.adapt.mitigations.compose.Mitigations`
-(which :func:`odyssey.adapt.loop.setup` builds); their settings are
+One module per method: its settings (a ``Config``) and a subclass of
+:class:`~odyssey.adapt.mitigations.base.Mitigation` implementing the hooks it needs (the
+contract, listed in :mod:`~odyssey.adapt.mitigations.base`), registered in
+:data:`~odyssey.adapt.mitigations.registry.MITIGATIONS`.
+:class:`~odyssey.adapt.mitigations.compose.Mitigations` (built by
+:func:`odyssey.adapt.loop.setup`) runs the active ones; their settings are
 :class:`~odyssey.adapt.mitigations.config.MitigationConfig` (``mitigation:`` in an
-AdaptConfig, ``--mitigation replay,l2sp`` on the command line).
+AdaptConfig, ``--mitigation replay,l2sp`` on the command line), one section per method.
 
 ============  ==========================================================================
 replay        general text mixed into the training stream at a share of tokens
@@ -18,5 +22,6 @@ selective     target tokens down-weighted by category and/or by the base model's
 
 Combinations: any, except ``lora`` with ``l2sp``/``ewc`` (LoRA trains no base weight to
 pull back); ``lora`` with ``freeze`` puts adapters only on the layers freeze leaves
-trainable. This package's ``__init__`` imports nothing heavy: configs import it.
+trainable. Configs import these modules, so none imports torch, numpy or peft at module
+level (they do so where they compute).
 """

@@ -17,16 +17,26 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from pydantic import Field
 
-from odyssey.adapt.checkpoint import checkpoint_root
-from odyssey.adapt.mitigations.config import EarlyStopConfig
-from odyssey.errors import TrainingError
+from odyssey.adapt.mitigations.base import Context, Mitigation
+from odyssey.config import StageConfig
+from odyssey.corpora.store import is_corpus_dir, parse_data_spec, split_files
+from odyssey.errors import ConfigError, TrainingError
 from odyssey.io import read_json, write_json
+
+if TYPE_CHECKING:
+    import torch
 
 BEST = "best"
 WEIGHTS = "trained.safetensors"
+
+
+class EarlyStopConfig(StageConfig):
+    patience: int = Field(3, ge=1, description="stop after this many evaluations without improvement")
+    min_delta: float = Field(0.0, ge=0, description="an improvement must lower the valid loss (nats/token) by more")
 
 
 def valid_loss(results: dict) -> float | None:
@@ -53,6 +63,8 @@ class EarlyStopper:
 
     # -- the best weights --------------------------------------------------------------
     def best_dir(self) -> Path:
+        from odyssey.adapt.checkpoint import checkpoint_root  # (imports torch)
+
         return checkpoint_root(self.out) / BEST
 
     def save_best(self, model: torch.nn.Module, step: int, loss: float) -> None:
@@ -75,6 +87,7 @@ class EarlyStopper:
 
     def load_best(self, model: torch.nn.Module, step: int) -> None:
         """Copy the saved best parameters (of ``step``) back into ``model``."""
+        import torch
         from safetensors.torch import load_file
 
         best = self.best_dir()
@@ -88,3 +101,49 @@ class EarlyStopper:
         with torch.no_grad():
             for n, t in saved.items():
                 params[n].copy_(t.to(params[n].device))
+
+
+class EarlyStopMethod(Mitigation):
+    """Tracks the best valid loss after each evaluation, stops on patience, puts the best weights back."""
+
+    name = "early-stop"
+    section = "early_stop"
+    Config = EarlyStopConfig
+    summary = "stop when the valid loss stops improving; ``OUT/model`` is the best step"
+
+    @classmethod
+    def check_run(cls, cfg) -> None:
+        if not cfg.eval_every:
+            raise ValueError("mitigation early-stop needs evaluations during training: set eval_every>0")
+
+    def __init__(self, ctx: Context):
+        super().__init__(ctx)
+        path, _ = parse_data_spec(ctx.cfg.data)
+        if not (is_corpus_dir(path) and split_files(path, "valid")):
+            raise ConfigError("mitigation early-stop needs a valid split in --data",
+                              "give a corpus directory (odyssey corpus build) with a valid split")
+        self.stopper = EarlyStopper(self.cfg, ctx.cfg.eval_every, ctx.out)
+
+    def after_eval(self, run, results: dict) -> None:
+        """Track the best valid loss; save the trained parameters when it improves."""
+        acc, state = run.accelerator, run.state
+        loss = valid_loss(results)
+        if acc.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            loss = broadcast_object_list([loss])[0]
+        if self.stopper.improved(state, loss) and acc.is_main_process:
+            self.stopper.save_best(acc.unwrap_model(run.model), state.step, loss)
+        acc.wait_for_everyone()
+
+    def should_stop(self, state) -> bool:
+        return self.stopper.should_stop(state)
+
+    def best_step(self, state) -> int | None:
+        return state.best_step
+
+    def final_weights(self, run, model) -> None:
+        state = run.state
+        self.stopper.load_best(model, state.best_step)
+        self.ctx.info["early_stop"] = {"best_step": state.best_step, "best_valid_loss": state.best_valid_loss,
+                                       "stopped_at": state.step if state.step < run.total_steps else None}

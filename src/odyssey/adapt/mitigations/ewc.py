@@ -13,17 +13,25 @@ costs a few batched passes instead of one backward per block.
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+from pydantic import Field
 
+from odyssey.adapt.mitigations.base import Mitigation, TrainingData
 from odyssey.adapt.mitigations.l2sp import quadratic_penalty
+from odyssey.config import StageConfig
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 PER_SAMPLE_BYTES = 1 << 30  # budget for one chunk's per-sample gradients
 
 
 def sample_blocks(blocks: np.ndarray, samples: int, seed: int) -> np.ndarray:
     """``samples`` distinct blocks (all if fewer), a seeded choice, in stored order."""
+    import numpy as np
+
     n = len(blocks)
     pick = np.sort(np.random.default_rng([seed, 0xE3C]).choice(n, size=min(samples, n), replace=False))
     return np.asarray(blocks[pick], dtype=np.int64)
@@ -33,6 +41,7 @@ def empirical_fisher(model: torch.nn.Module, blocks: np.ndarray, names: list[str
                      device: torch.device | str = "cpu", chunk: int | None = None) -> dict[str, torch.Tensor]:
     """Diagonal Fisher ``mean_b (d loss_b / d theta)^2`` of ``model`` over the rows of
     ``blocks``, for the parameters ``names`` (float32, on ``device``)."""
+    import torch
     from torch.func import functional_call, grad, vmap
 
     params = dict(model.named_parameters())
@@ -62,3 +71,39 @@ def ewc_penalty(named: dict[str, torch.nn.Parameter], base: dict[str, torch.Tens
                 fisher: dict[str, torch.Tensor], alpha: float) -> torch.Tensor:
     """``alpha * sum F (theta - theta_base)^2`` over the parameters in ``base``."""
     return alpha * quadratic_penalty([(named[n], b, fisher[n]) for n, b in base.items()])
+
+
+class EWCConfig(StageConfig):
+    alpha: float = Field(1e4, gt=0, description=(
+        "weight of sum F_i (theta_i - theta_base_i)^2; Fisher values are small (mean about 1e-6 per weight "
+        "on the default base), so alpha is large: 1e4 there gives a penalty about as strong as l2sp's default"))
+    samples: int = Field(32, ge=1, description="general blocks the diagonal (empirical) Fisher is averaged over")
+    data: str | None = Field(None, description="general text for the Fisher (default: the train split of `general`)")
+
+
+class EWCMethod(Mitigation):
+    """The Fisher of the base on general text, then :func:`ewc_penalty` at every step."""
+
+    name = section = "ewc"
+    Config = EWCConfig
+    summary = "``alpha * sum F (theta - theta_base)^2``, F the diagonal Fisher on general text"
+
+    @classmethod
+    def check_run(cls, cfg) -> None:
+        if not (cfg.mitigation.ewc.data or cfg.general):
+            raise ValueError("mitigation ewc needs general text: pass --general CORPUS or set mitigation.ewc.data")
+
+    def needs_base(self) -> bool:
+        return True
+
+    def build(self, data: TrainingData) -> None:
+        self.anchor = self.ctx.anchor(data.trained, data.device)
+        sample = sample_blocks(data.general_blocks(self.ctx, self.cfg.data), self.cfg.samples, self.ctx.seed)
+        base = self.ctx.base.to(data.device)
+        self.fisher = empirical_fisher(base, sample, data.trained, device=data.device)
+        self.ctx.info["ewc"] = {"samples": len(sample),
+                                "fisher_mean": float(sum(f.sum() for f in self.fisher.values())
+                                                     / sum(f.numel() for f in self.fisher.values()))}
+
+    def penalty(self, params: dict[str, torch.nn.Parameter]) -> torch.Tensor:
+        return ewc_penalty(params, self.anchor, self.fisher, self.cfg.alpha)

@@ -9,11 +9,21 @@ importance.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from odyssey.adapt.mitigations.base import Mitigation, TrainingData
+from odyssey.config import StageConfig
+
+if TYPE_CHECKING:
+    import torch
 
 
 def anchor(base: torch.nn.Module, names: list[str], device: torch.device | str) -> dict[str, torch.Tensor]:
     """Frozen copies of ``base``'s parameters ``names`` on ``device``."""
+    import torch
+
     params = dict(base.named_parameters())
     return {n: params[n].detach().to(device=device, dtype=torch.float32, copy=True) for n in names}
 
@@ -33,3 +43,24 @@ def quadratic_penalty(params: list[tuple[torch.nn.Parameter, torch.Tensor, torch
 def l2sp_penalty(named: dict[str, torch.nn.Parameter], base: dict[str, torch.Tensor], alpha: float) -> torch.Tensor:
     """``alpha * sum ||theta - theta_base||^2`` over the parameters in ``base``."""
     return alpha * quadratic_penalty([(named[n], b, None) for n, b in base.items()])
+
+
+class L2SPConfig(StageConfig):
+    alpha: float = Field(0.01, gt=0, description="weight of sum ||theta - theta_base||^2 over the trained parameters")
+
+
+class L2SPMethod(Mitigation):
+    """Adds :func:`l2sp_penalty` toward the base's values of the trained parameters."""
+
+    name = section = "l2sp"
+    Config = L2SPConfig
+    summary = "``alpha * ||theta - theta_base||^2`` added to the loss"
+
+    def needs_base(self) -> bool:
+        return True
+
+    def build(self, data: TrainingData) -> None:
+        self.anchor = self.ctx.anchor(data.trained, data.device)
+
+    def penalty(self, params: dict[str, torch.nn.Parameter]) -> torch.Tensor:
+        return l2sp_penalty(params, self.anchor, self.cfg.alpha)

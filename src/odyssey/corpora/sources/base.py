@@ -1,4 +1,4 @@
-"""The contract of a built-in text source, its provenance, the registry, and chunking.
+"""The contract of a built-in text source, its provenance, and chunking.
 
 A :class:`Source` names a package that carries text and a ``read`` function that
 yields documents ``{"text", "id", "meta"}`` from it, recording every file it reads in
@@ -13,7 +13,6 @@ provenance of the files actually used into each corpus manifest.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -23,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from odyssey.errors import ConfigError, DataError
+from odyssey.errors import DataError
 from odyssey.io import sha256_text
 
 # The interpreter is the "package" that carries Python's documentation and source.
@@ -95,42 +94,6 @@ class Provenance:
             "sha256": digest,
             "files": files,
         }
-
-
-class Registry:
-    """Named items, filled in one place; duplicates are refused, unknown names get a
-    "did you mean" hint."""
-
-    def __init__(self, what: str, items: Iterable[Source] = ()):
-        self.what = what
-        self._items: dict[str, Source] = {}
-        for item in items:
-            self.register(item)
-
-    def register(self, item: Source) -> None:
-        if not isinstance(item, Source):
-            raise TypeError(f"a {self.what} must be a Source, got {type(item).__name__}")
-        if item.name in self._items:
-            raise ValueError(f"{self.what} {item.name!r} is already registered")
-        self._items[item.name] = item
-
-    def get(self, name: str) -> Source:
-        try:
-            return self._items[name]
-        except KeyError:
-            raise ConfigError(unknown_name_message(self.what, name, self._items),
-                              f"known {self.what}s: {', '.join(self._items)}") from None
-
-    def names(self) -> list[str]:
-        return list(self._items)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._items
-
-
-def unknown_name_message(what: str, name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f"unknown {what} {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
 
 
 def package_dir(import_name: str, source: Source) -> Path:
