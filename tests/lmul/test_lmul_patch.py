@@ -9,8 +9,8 @@ from odyssey.cli import run as cli_run
 from odyssey.config import resolve
 from odyssey.errors import ModelError
 from odyssey.lmul.config import LMulEvalConfig, OpEnergy, PrecisionConfig
-from odyssey.lmul.energy_model import OpCount, count_forward, forward_energy
-from odyssey.lmul.patch import ATTENTION_NAME, LMulLinear, lmul_patched
+from odyssey.lmul.energy_model import OpCount, forward_energy
+from odyssey.lmul.patch import ATTENTION_NAME, LMulLinear, count_forward, lmul_patched
 from odyssey.models import load_model
 
 

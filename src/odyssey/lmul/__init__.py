@@ -8,7 +8,8 @@
 
 - :mod:`odyssey.lmul.reference`: the scalar pure-Python definition (and its semantics);
 - :mod:`odyssey.lmul.kernels`: vectorized elementwise L-Mul and the numba matrix product;
-- :mod:`odyssey.lmul.patch`: a model's Linear layers and/or attention products by L-Mul;
+- :mod:`odyssey.lmul.patch`: a model's Linear layers and/or attention products by L-Mul,
+  and the counting of their operations;
 - :mod:`odyssey.lmul.energy_model`: energy from counted operations;
 - :mod:`odyssey.lmul.studies`: the precision study and the model evaluation.
 
@@ -25,8 +26,9 @@ _EXPORTS = {
     "lmul": "odyssey.lmul.kernels",
     "lmul_matmul": "odyssey.lmul.kernels",
     "lmul_patched": "odyssey.lmul.patch",
-    "OpCounter": "odyssey.lmul.energy_model",
-    "count_forward": "odyssey.lmul.energy_model",
+    "OpCount": "odyssey.lmul.energy_model",
+    "OpCounter": "odyssey.lmul.patch",
+    "count_forward": "odyssey.lmul.patch",
     "forward_energy": "odyssey.lmul.energy_model",
     "precision_study": "odyssey.lmul.studies",
     "evaluate_lmul": "odyssey.lmul.studies",

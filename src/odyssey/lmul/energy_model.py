@@ -11,7 +11,8 @@ one integer addition and keeps the float accumulation (Luo and Sun 2024, section
 with ``E(mul), E(add)`` the float32 (or float16) figures of an editable table
 (:class:`odyssey.lmul.config.OpEnergy`, Horowitz 2014 by default). Only matrix
 products are counted: elementwise work (softmax, norms, activations, the attention
-scale) is left out of both sides.
+scale) is left out of both sides. The operations are counted while the model runs
+(:class:`odyssey.lmul.patch.OpCounter`, :func:`odyssey.lmul.patch.count_forward`).
 
 >>> ops = {"linear": OpCount(mults=8, adds=6)}
 >>> forward_energy(ops, lmul_on={"linear"}, table=OpEnergy())["lmul_pj"]   # 8*0.1 + 6*0.9
@@ -37,19 +38,6 @@ class OpCount:
         self.adds += M * max(0, K - 1) * N + (M * N if bias else 0)
 
 
-class OpCounter:
-    """Counts matrix-product operations by kind ("linear", "attention") as a forward runs."""
-
-    def __init__(self):
-        self.ops: dict[str, OpCount] = {}
-
-    def add(self, kind: str, M: int, K: int, N: int, bias: bool = False) -> None:
-        self.ops.setdefault(kind, OpCount()).add_matmul(M, K, N, bias)
-
-    def as_dict(self) -> dict[str, dict]:
-        return {k: asdict(v) for k, v in self.ops.items()}
-
-
 def forward_energy(ops: dict[str, OpCount], lmul_on: set[str], table: OpEnergy,
                    precision: str = "fp32") -> dict:
     """Energy (picojoules) of the counted products, exact and with L-Mul on the kinds in
@@ -62,18 +50,3 @@ def forward_energy(ops: dict[str, OpCount], lmul_on: set[str], table: OpEnergy,
             "mults": sum(c.mults for c in ops.values()), "adds": sum(c.adds for c in ops.values()),
             "by_kind": {k: asdict(v) for k, v in ops.items()}, "precision": precision,
             "table": table.model_dump()}
-
-
-def count_forward(model, seq_len: int) -> dict[str, OpCount]:
-    """The matrix-product operations of one forward pass of ``model`` over one sequence of
-    ``seq_len`` tokens, counted by running it (exactly) with counting wrappers."""
-    import torch
-
-    from odyssey.lmul.patch import lmul_patched
-
-    counter = OpCounter()
-    device = next(model.parameters()).device
-    ids = torch.zeros(1, seq_len, dtype=torch.long, device=device)
-    with torch.inference_mode(), lmul_patched(model, where="all", exact=True, counter=counter):
-        model(input_ids=ids, use_cache=False)
-    return counter.ops

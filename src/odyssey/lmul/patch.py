@@ -28,18 +28,32 @@ inference: a call that would need a gradient raises.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from odyssey.errors import ModelError
-from odyssey.lmul.energy_model import OpCounter
+from odyssey.lmul.energy_model import OpCount
 from odyssey.lmul.kernels import Spec, encode_operand, format_of, lmul_matmul, matmul_encoded
 
 ATTENTION_NAME = "odyssey_lmul"
 _STATE_ATTR = "_odyssey_lmul_state"
 WHERE = ("attention", "linear", "all")
+
+
+class OpCounter:
+    """Counts matrix-product operations by kind ("linear", "attention") as a patched
+    forward runs (the wrappers below call :meth:`add`)."""
+
+    def __init__(self):
+        self.ops: dict[str, OpCount] = {}
+
+    def add(self, kind: str, M: int, K: int, N: int, bias: bool = False) -> None:
+        self.ops.setdefault(kind, OpCount()).add_matmul(M, K, N, bias)
+
+    def as_dict(self) -> dict[str, dict]:
+        return {k: asdict(v) for k, v in self.ops.items()}
 
 
 @dataclass
@@ -252,3 +266,15 @@ def lmul_patched(model, where: str = "all", mantissa: int | None = None, *, exac
             with contextlib.suppress(AttributeError):
                 delattr(module, _STATE_ATTR)
         state.weights.clear()
+
+
+def count_forward(model, seq_len: int) -> dict[str, OpCount]:
+    """The matrix-product operations of one forward pass of ``model`` over one sequence of
+    ``seq_len`` tokens, counted by running it (exactly) with counting wrappers; their energy
+    is :func:`odyssey.lmul.energy_model.forward_energy`."""
+    counter = OpCounter()
+    device = next(model.parameters()).device
+    ids = torch.zeros(1, seq_len, dtype=torch.long, device=device)
+    with torch.inference_mode(), lmul_patched(model, where="all", exact=True, counter=counter):
+        model(input_ids=ids, use_cache=False)
+    return counter.ops

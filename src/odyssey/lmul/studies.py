@@ -167,8 +167,9 @@ def evaluate_lmul(model: str, data: str, cfg: LMulEvalConfig | None = None, *, g
     from odyssey.corpora.store import load_documents
     from odyssey.errors import ConfigError
     from odyssey.evaluate.run import resolve_window
-    from odyssey.lmul.energy_model import count_forward, forward_energy
+    from odyssey.lmul.energy_model import forward_energy
     from odyssey.lmul.kernels import Spec, format_of
+    from odyssey.lmul.patch import count_forward
     from odyssey.models import load_model, load_tokenizer, max_context
 
     cfg = cfg or LMulEvalConfig()
