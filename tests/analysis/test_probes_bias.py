@@ -9,9 +9,10 @@ import torch
 
 from odyssey.analysis.probes import BiasProbeConfig, bias_probe, save_probe
 from odyssey.analysis.probes.scoring import encode, load, prefix_id, sequence_logprobs
-from odyssey.analysis.probes.stats import auroc, bootstrap_gap, bootstrap_mean, excludes
+from odyssey.analysis.probes.stats import bootstrap_gap, bootstrap_mean, excludes
 from odyssey.analysis.probes.templates import counts, expand, fill, load_templates, neutral_pairs
 from odyssey.errors import ConfigError
+from odyssey.evaluate.metrics import auroc
 
 CATEGORIES = {"gender", "religion", "nationality", "age", "disability"}
 

@@ -15,13 +15,13 @@ from helpers import make_documents
 from odyssey.cli import run
 from odyssey.collapse.config import GenerationConfig
 from odyssey.collapse.detect import (
-    auroc,
     evaluate_detection,
     is_synthetic,
     score_token_ids,
     threshold_at_fpr,
 )
 from odyssey.collapse.generate import generate_continuations, prompt_blocks
+from odyssey.evaluate.metrics import auroc
 from odyssey.io import write_jsonl
 from odyssey.models import load_model, load_tokenizer
 from odyssey.models.presets import build_model

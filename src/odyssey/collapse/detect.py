@@ -28,6 +28,7 @@ import torch
 
 from odyssey.collapse.config import STATISTICS, DetectConfig
 from odyssey.errors import DataError, ModelError
+from odyssey.evaluate.metrics import auroc
 
 
 # -- scores ---------------------------------------------------------------------------
@@ -153,19 +154,6 @@ def oriented(values: Sequence[float], statistic: str) -> np.ndarray:
     """Values turned so that higher means "more likely generated"."""
     v = np.asarray(values, dtype=np.float64)
     return v if STATISTICS[statistic] else -v
-
-
-def auroc(positive: Sequence[float], negative: Sequence[float]) -> float:
-    """Area under the ROC curve: P(a positive scores above a negative), ties counting half.
-    Computed with the Mann-Whitney U statistic from average ranks."""
-    from scipy.stats import rankdata
-
-    pos, neg = np.asarray(positive, dtype=np.float64), np.asarray(negative, dtype=np.float64)
-    if pos.size == 0 or neg.size == 0:
-        return float("nan")
-    ranks = rankdata(np.concatenate([pos, neg]))  # average ranks for ties
-    u = ranks[:pos.size].sum() - pos.size * (pos.size + 1) / 2
-    return float(u / (pos.size * neg.size))
 
 
 def threshold_at_fpr(positive: Sequence[float], negative: Sequence[float], fpr: float) -> dict:

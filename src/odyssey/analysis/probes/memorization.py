@@ -33,6 +33,7 @@ from odyssey.analysis.probes.config import MemorizationProbeConfig
 from odyssey.analysis.probes.scoring import LoadedModel, encode, load, prefix_id, sequence_logprobs
 from odyssey.corpora.store import SPLITS, is_corpus_dir, iter_split, parse_data_spec
 from odyssey.errors import ConfigError, DataError, ModelError
+from odyssey.evaluate.metrics import auroc
 
 DEFINITION = ("extraction: greedy continuation of a training prefix equals the true suffix token for token; "
               "exact_rate = extracted / sequences; mean_match_prefix = mean number of leading suffix tokens "
@@ -276,7 +277,7 @@ def membership_test(lm: LoadedModel, base: LoadedModel | None, corpus, cfg: Memo
         gap, lo, hi = stats.bootstrap_gap(d["member"], d["nonmember"], **boot)
         out[who] = {"train_loss": float(d["member"].mean()), "heldout_loss": float(d["nonmember"].mean()),
                     "gap": gap, "ci_low": lo, "ci_high": hi, "significant": stats.excludes(0.0, lo, hi),
-                    "auroc": stats.auroc(-d["member"], -d["nonmember"])}
+                    "auroc": auroc(-d["member"], -d["nonmember"])}
     if "base" in sel:
         shift, lo, hi = stats.bootstrap_gap(sel["model"]["member"], sel["model"]["nonmember"],
                                             paired_member=sel["base"]["member"],

@@ -1,6 +1,6 @@
 """Intervals and tests the probes report: percentile-bootstrap intervals of means, exact
-(Clopper-Pearson) intervals of 0/1 rates, the exact McNemar test of a paired change of
-a 0/1 outcome, and the AUROC.
+(Clopper-Pearson) intervals of 0/1 rates, and the exact McNemar test of a paired change
+of a 0/1 outcome. (The AUROC is :func:`odyssey.evaluate.metrics.auroc`.)
 
 A percentile bootstrap of a rate collapses to ``[0, 0]`` when nothing happened (0 of 32):
 every resample is 0 as well. The exact binomial interval says what 0 of 32 allows (up to
@@ -11,7 +11,7 @@ give the same interval.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import binomtest, rankdata
+from scipy.stats import binomtest
 
 
 def _quantiles(stats: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -97,19 +97,6 @@ def mcnemar_exact(after, before) -> dict:
     gained, lost = int((a & ~b).sum()), int((~a & b).sum())
     p = binomtest(gained, gained + lost, 0.5).pvalue if gained + lost else 1.0
     return {"gained": gained, "lost": lost, "p_value": float(p)}
-
-
-def auroc(member_scores, nonmember_scores) -> float:
-    """Probability that a random member scores higher than a random non-member (ties count
-    half): the area under the ROC curve of the score as a membership classifier.
-    Computed from ranks (Mann-Whitney U)."""
-    a = np.asarray(member_scores, dtype=np.float64)
-    b = np.asarray(nonmember_scores, dtype=np.float64)
-    if a.size == 0 or b.size == 0:
-        return float("nan")
-    ranks = rankdata(np.concatenate([a, b]))  # ties get their average rank
-    u = ranks[:a.size].sum() - a.size * (a.size + 1) / 2.0
-    return float(u / (a.size * b.size))
 
 
 def excludes(value: float, lo: float, hi: float) -> bool | None:
