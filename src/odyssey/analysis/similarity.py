@@ -61,6 +61,7 @@ import numpy as np
 
 from odyssey.analysis.config import SimilarityConfig
 from odyssey.errors import ConfigError, DataError
+from odyssey.progress import track
 
 MEASURES = ("js_divergence", "ngram_overlap", "embed_cosine_of_means", "embed_mmd", "embed_frechet",
             "base_bits_per_byte", "rare_token_rate")
@@ -404,14 +405,6 @@ def pretraining_corpus(model: str | os.PathLike) -> tuple[str, bool] | None:
     return None
 
 
-def _progress(iterable, enabled: bool, desc: str):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, desc=desc, unit=" docs", leave=False, mininterval=1.0)
-
-
 def resolve_reference(reference: str | os.PathLike | None, model: str | None = None
                       ) -> tuple[str | os.PathLike | None, str, bool | None]:
     """``(reference, kind, verified)`` as :func:`build_reference` reads it: a given
@@ -447,8 +440,8 @@ def build_reference(reference: str | os.PathLike | None = None, *, model: str | 
     bloom = BloomFilter(config.bloom_bits_log2, config.bloom_hashes)
     chunks = ChunkSample(config.embed_max_chunks, config.embed_chunk_words, config.seed + 1)
     n_bytes = n_docs = 0
-    for text in _progress(iter_texts(reference, config.split, config.max_bytes), config.progress,
-                          f"reference {Path(str(reference)).name}"):
+    for text in track(iter_texts(reference, config.split, config.max_bytes),
+                      f"reference {Path(str(reference)).name}", unit="docs", enabled=config.progress):
         ws = words(text)
         counter.update(ws)
         wh = hasher(ws)
@@ -537,8 +530,8 @@ def _scan_data(data, ref: ReferenceProfile, orders: list[int], config: Similarit
                  dict.fromkeys(orders, 0), dict.fromkeys(orders, 0))
     hasher = WordHasher(config.max_vocab)
     kept = 0
-    for text in _progress(iter_texts(data, config.split, config.max_bytes), config.progress,
-                          f"data {Path(str(data)).name}"):
+    for text in track(iter_texts(data, config.split, config.max_bytes), f"data {Path(str(data)).name}",
+                      unit="docs", enabled=config.progress):
         ws = words(text)
         scan.counter.update(ws)
         if ref.bloom is not None:

@@ -29,6 +29,7 @@ import torch
 from odyssey.collapse.config import STATISTICS, DetectConfig
 from odyssey.errors import DataError, ModelError
 from odyssey.evaluate.metrics import auroc
+from odyssey.progress import progress_bar
 
 
 # -- scores ---------------------------------------------------------------------------
@@ -75,8 +76,6 @@ def score_token_ids(model, ids: list[np.ndarray], *, eos_id: int, observer=None,
                     progress: bool = False) -> list[dict]:
     """Scores (see module docstring) of each token-id array under ``model`` (and ``observer``).
     An empty array gets NaN scores."""
-    from odyssey.collapse.generate import progress_bar
-
     device = next(model.parameters()).device
     nan = {k: float("nan") for k in ("log_ppl", "perplexity", "log_rank", "top1")}
     if observer is not None:
@@ -88,7 +87,8 @@ def score_token_ids(model, ids: list[np.ndarray], *, eos_id: int, observer=None,
     for m in models:
         m.eval()
     try:
-        with progress_bar(len(order), progress, "score") as advance, torch.inference_mode():
+        with progress_bar(len(order), "score", unit="documents", enabled=progress) as advance, \
+                torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 chunk = order[start:start + batch_size]
                 x, mask = _batch([ids[i] for i in chunk], eos_id, device)

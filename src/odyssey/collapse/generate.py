@@ -20,6 +20,7 @@ import torch
 from odyssey.blocks import pack_token_lists, tokenize_texts
 from odyssey.collapse.config import GenerationConfig
 from odyssey.errors import DataError
+from odyssey.progress import progress_bar
 
 
 def prompt_blocks(documents: Sequence[dict], tokenizer, size: int) -> np.ndarray:
@@ -95,7 +96,8 @@ def generate_continuations(model, prompts: np.ndarray, cfg: GenerationConfig, *,
     was_training = model.training
     model.eval()
     try:
-        with progress_bar(len(prompts), progress, label) as advance, torch.inference_mode():
+        with progress_bar(len(prompts), label, unit="prompts", enabled=progress) as advance, \
+                torch.inference_mode():
             for b, start in enumerate(range(0, len(prompts), cfg.batch_size)):
                 x = torch.from_numpy(prompts[start:start + cfg.batch_size]).to(device)
                 torch.manual_seed(seed * 1_000_003 + b)  # sampling only; beam search is deterministic
@@ -110,32 +112,3 @@ def generate_continuations(model, prompts: np.ndarray, cfg: GenerationConfig, *,
     return out
 
 
-class progress_bar:
-    """A transient rich bar over prompts on an interactive stderr; a no-op otherwise."""
-
-    def __init__(self, total: int, enabled: bool, label: str):
-        self.total, self.enabled, self.label = total, enabled, label
-        self.bar = None
-
-    def __enter__(self):
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        console = Console(stderr=True)
-        if not (self.enabled and console.is_terminal):
-            return lambda k: None
-        self.bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(), TextColumn("prompts"),
-                            TimeRemainingColumn(), console=console, transient=True)
-        self.bar.__enter__()
-        task = self.bar.add_task(self.label, total=self.total)
-        return lambda k: self.bar.advance(task, k)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import sys
 import time
 from collections.abc import Sequence
 
@@ -38,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from odyssey.evaluate.windows import Window, rolling_windows
+from odyssey.progress import progress_bar
 
 # Logits per head chunk. On CPU 8M float32 (32 MiB) is about the best trade between
 # matmul efficiency (more rows) and memory traffic, and stays below glibc's largest
@@ -250,7 +250,7 @@ def token_nlls(
     try:
         with torch.inference_mode(), _autocast(model, device, dtype), \
                 _blas_threads(torch.get_num_threads()) if device.type == "cpu" else contextlib.nullcontext(), \
-                _progress(scorer.total_rows, progress) as bar:
+                progress_bar(scorer.total_rows, "evaluate", unit="tokens", enabled=progress) as advance:
             d0, w0 = jobs[-1]
             scorer.check_split(torch.as_tensor(seqs[d0][w0.input_start:w0.input_end][:16],
                                                device=device)[None])
@@ -263,7 +263,7 @@ def token_nlls(
                 for d, w in batch:
                     out[d][w.score_start:w.score_end] = nll[k:k + w.n_scored]
                     k += w.n_scored
-                bar.update(k)
+                advance(k)
     finally:
         model.train(was_training)
     return out
@@ -300,8 +300,3 @@ def _collate(batch: list[tuple[int, Window]], seqs: list[np.ndarray], pad_id: in
             torch.from_numpy(np.concatenate(pos)), torch.from_numpy(np.concatenate(tgt)), first_pos)
 
 
-def _progress(total: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="tok", unit_scale=True, desc="evaluate", file=sys.stderr,
-                disable=not enabled, leave=False, dynamic_ncols=True)
