@@ -12,7 +12,7 @@ the CLI does for every command) does not import torch or scipy.
 
 from __future__ import annotations
 
-import importlib
+from odyssey.lazy import lazy_exports
 
 _EXPORTS = {
     "CATEGORIES": "odyssey.analysis.categories",
@@ -27,10 +27,4 @@ _EXPORTS = {
     "Attribution": "odyssey.analysis.tokens",
     "attribute": "odyssey.analysis.tokens",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'odyssey.analysis' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -9,7 +9,7 @@ every command) does not import torch.
 
 from __future__ import annotations
 
-import importlib
+from odyssey.lazy import lazy_exports
 
 _EXPORTS = {
     "EvalConfig": "odyssey.evaluate.config",
@@ -21,10 +21,4 @@ _EXPORTS = {
     "Window": "odyssey.evaluate.windows",
     "rolling_windows": "odyssey.evaluate.windows",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'odyssey.evaluate' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

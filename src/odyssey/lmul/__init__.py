@@ -18,7 +18,7 @@ Names are imported on first use (numba and torch are slow to import).
 
 from __future__ import annotations
 
-import importlib
+from odyssey.lazy import lazy_exports
 
 _EXPORTS = {
     "lmul_reference": "odyssey.lmul.reference",
@@ -36,10 +36,4 @@ _EXPORTS = {
     "OpEnergy": "odyssey.lmul.config",
     "PrecisionConfig": "odyssey.lmul.config",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'odyssey.lmul' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -17,7 +17,7 @@ config and the CLI do) does not import torch or scipy.
 
 from __future__ import annotations
 
-import importlib
+from odyssey.lazy import lazy_exports
 
 _EXPORTS = {
     "BiasProbeConfig": ("odyssey.analysis.probes.config", "BiasProbeConfig"),
@@ -32,11 +32,4 @@ _EXPORTS = {
     "expand_templates": ("odyssey.analysis.probes.templates", "expand"),
     "load_templates": ("odyssey.analysis.probes.templates", "load_templates"),
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        module, attribute = _EXPORTS[name]
-        return getattr(importlib.import_module(module), attribute)
-    raise AttributeError(f"module 'odyssey.analysis.probes' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)
