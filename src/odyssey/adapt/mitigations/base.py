@@ -187,7 +187,7 @@ class Mitigation:
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
-        self.cfg = getattr(ctx.cfg.mitigation, self.section)
+        self.cfg = getattr(ctx.cfg.mitigation, self.section, None)  # its settings (None: it has none)
 
     # -- configuration (class methods: no run yet) -------------------------------------
     @classmethod
