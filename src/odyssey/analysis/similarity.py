@@ -3,7 +3,10 @@ is known, else a general corpus, else wordfreq's frequencies of general English.
 
 The Adaptation Odyssey found that additional pretraining hurts more the more the new
 data resembles the pretraining data; these measures put a number on "resembles" (a
-later predictor uses them as features, so their names are stable: :data:`MEASURES`).
+later predictor uses them as features, so their names are stable: :data:`MEASURES`). Each
+is a small class registered in :data:`odyssey.analysis.measures.SIMILARITY_MEASURES`,
+beside the pure function it computes; this module reads the corpora once and hands them
+the comparison.
 
 =========================  =====================================================================
 measure                    definition
@@ -48,23 +51,31 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import math
 import os
 import random
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from odyssey.analysis.config import SimilarityConfig
+from odyssey.analysis.measures import (  # noqa: F401 (re-exported: callers import the maths from here)
+    MEASURES,
+    SIMILARITY_MEASURES,
+    Comparison,
+    cosine_of_means,
+    frechet_distance,
+    js_divergence,
+    measure_details,
+    mmd_rbf,
+    rare_rate,
+)
 from odyssey.errors import ConfigError, DataError
 from odyssey.progress import track
 
-MEASURES = ("js_divergence", "ngram_overlap", "embed_cosine_of_means", "embed_mmd", "embed_frechet",
-            "base_bits_per_byte", "rare_token_rate")
 WORDFREQ = "wordfreq:en"
 WORDFREQ_TOKENS = 1e9  # nominal size of wordfreq's corpus, to turn its frequencies into counts
 
@@ -249,96 +260,6 @@ class ChunkSample:
                 j = self.rng.randrange(self.seen)
                 if j < self.k:
                     self.items[j] = " ".join(toks[start:start + self.chunk_words])
-
-
-# -- the measures as pure functions ----------------------------------------------------
-def js_divergence(p: Mapping[str, float], q: Mapping[str, float]) -> float:
-    """Jensen-Shannon divergence (base 2, in [0, 1]) of two word distributions given as
-    counts or frequencies (each normalized here) over their shared vocabulary.
-
-    >>> js_divergence({"a": 1, "b": 1}, {"a": 1, "b": 1}), js_divergence({"a": 1}, {"b": 1})
-    (0.0, 1.0)
-    """
-    vocab = list(set(p) | set(q))
-    if not vocab:
-        raise DataError("both word distributions are empty")
-    P = np.fromiter((p.get(w, 0.0) for w in vocab), dtype=np.float64, count=len(vocab))
-    Q = np.fromiter((q.get(w, 0.0) for w in vocab), dtype=np.float64, count=len(vocab))
-    if P.sum() <= 0 or Q.sum() <= 0:
-        raise DataError("a word distribution is empty", "check that the corpus has text")
-    P, Q = P / P.sum(), Q / Q.sum()
-    M = (P + Q) / 2
-
-    def kl(a: np.ndarray) -> float:
-        nz = a > 0
-        return float(np.sum(a[nz] * np.log2(a[nz] / M[nz])))
-
-    return min(1.0, max(0.0, 0.5 * kl(P) + 0.5 * kl(Q)))
-
-
-def rare_rate(counts: Mapping[str, int], reference_freq: Mapping[str, float], threshold: float) -> float:
-    """Share of the word occurrences in ``counts`` whose reference frequency is below
-    ``threshold`` (a word the reference lacks has frequency 0)."""
-    total = sum(counts.values())
-    if not total:
-        return float("nan")
-    rare = sum(c for w, c in counts.items() if reference_freq.get(w, 0.0) < threshold)
-    return rare / total
-
-
-def cosine_of_means(X: np.ndarray, Y: np.ndarray) -> float:
-    """Cosine similarity of the mean rows of ``X`` (n, d) and ``Y`` (m, d)."""
-    a, b = np.asarray(X, np.float64).mean(0), np.asarray(Y, np.float64).mean(0)
-    denom = np.linalg.norm(a) * np.linalg.norm(b)
-    return float(a @ b / denom) if denom > 0 else float("nan")
-
-
-def _sq_dists(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    d = (A * A).sum(1)[:, None] + (B * B).sum(1)[None, :] - 2 * A @ B.T
-    return np.maximum(d, 0.0)
-
-
-def mmd_rbf(X: np.ndarray, Y: np.ndarray, bandwidth: float | None = None) -> float:
-    """Squared MMD of samples ``X`` (n, d) and ``Y`` (m, d) with the kernel
-    ``exp(-|x-y|^2 / (2 s^2))``; ``s`` is ``bandwidth`` or the median pairwise distance
-    of the pooled sample (median heuristic). Biased V-statistic: identical samples give 0.
-    """
-    X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
-    if bandwidth is None:
-        Z = np.concatenate([X, Y])
-        D = _sq_dists(Z, Z)[np.triu_indices(len(Z), k=1)]
-        D = D[D > 0]
-        bandwidth = math.sqrt(float(np.median(D))) if len(D) else 1.0
-    g = 1.0 / (2 * bandwidth ** 2)
-    kxx = np.exp(-g * _sq_dists(X, X)).mean()
-    kyy = np.exp(-g * _sq_dists(Y, Y)).mean()
-    kxy = np.exp(-g * _sq_dists(X, Y)).mean()
-    return float(max(0.0, kxx + kyy - 2 * kxy))
-
-
-def _psd_sqrt(S: np.ndarray) -> np.ndarray:
-    w, V = np.linalg.eigh((S + S.T) / 2)
-    return (V * np.sqrt(np.clip(w, 0, None))) @ V.T
-
-
-def frechet_distance(X: np.ndarray, Y: np.ndarray) -> float:
-    """Fréchet distance of Gaussians fitted to ``X`` (n, d) and ``Y`` (m, d):
-    ``|m1-m2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2))``.
-
-    ``tr((S1 S2)^(1/2))`` is the sum of square roots of the eigenvalues of the symmetric
-    ``S1^(1/2) S2 S1^(1/2)`` (same spectrum), which stays real and stable when the
-    covariances are singular (fewer samples than dimensions).
-    """
-    X, Y = np.asarray(X, np.float64), np.asarray(Y, np.float64)
-    if len(X) < 2 or len(Y) < 2:
-        raise DataError("the Fréchet distance needs at least two samples on each side")
-    m1, m2 = X.mean(0), Y.mean(0)
-    S1, S2 = np.atleast_2d(np.cov(X, rowvar=False)), np.atleast_2d(np.cov(Y, rowvar=False))
-    A = _psd_sqrt(S1)
-    lam = np.linalg.eigvalsh((A @ S2 @ A + (A @ S2 @ A).T) / 2)
-    tr_covmean = float(np.sqrt(np.clip(lam, 0, None)).sum())
-    value = float((m1 - m2) @ (m1 - m2) + np.trace(S1) + np.trace(S2) - 2 * tr_covmean)
-    return max(0.0, value)
 
 
 # -- corpora and the reference -----------------------------------------------------------
@@ -579,50 +500,54 @@ def similarity(data: str | os.PathLike, reference: str | os.PathLike | Reference
                      f"the reference ({ref.kind}) has none")
     scan = _scan_data(data, ref, orders, config, keep_bytes=16 * config.bpb_max_tokens if model else 0)
     counter, hits, totals = scan.counter, scan.hits, scan.totals
-    by_n = {str(n): hits[n] / totals[n] if totals[n] else None for n in orders}
-    valid = [v for v in by_n.values() if v is not None]
-    result = {
-        "data": str(data),
-        **ref.describe(),
-        "js_divergence": js_divergence(counter.counts, ref.freq),
-        "ngram_overlap": float(np.mean(valid)) if valid else None,
-        "ngram_overlap_by_n": by_n,
-        "embed_cosine_of_means": None, "embed_mmd": None, "embed_frechet": None,
-        "base_bits_per_byte": None,
-        "rare_token_rate": rare_rate(counter.counts, ref.freq, config.rare_threshold),
-        "data_words": counter.total, "data_bytes": scan.bytes, "data_documents": scan.documents,
-        "bloom_false_positive_rate": ref.bloom.false_positive_rate() if ref.bloom is not None else None,
-        "embed_chunks": None,
-        "notes": notes,
-    }
     if counter.pruned or ref.pruned_words:
         notes.append(f"word counters pruned (data {counter.pruned}, reference {ref.pruned_words} "
                      "occurrences of rare words): raise max_vocab for exact unigram measures")
-    if config.embeddings:
-        _embedding_measures(result, scan.chunks.items, ref, config)
-    if model is not None:
+    by_n = {str(n): hits[n] / totals[n] if totals[n] else None for n in orders}
+    found: dict = {}  # what the lazy inputs computed, for the result's detail fields
+
+    def embed():
+        pair = _embeddings(scan.chunks.items, ref, config, notes)
+        found["embed_chunks"] = [len(pair[0]), len(pair[1])] if pair else None
+        return pair
+
+    def evaluate():
         from odyssey.evaluate.config import EvalConfig
         from odyssey.evaluate.run import evaluate_documents
 
         lm, tok = _load_model(model, config.device)
         ev = evaluate_documents(lm, tok, scan.head, EvalConfig(max_tokens=config.bpb_max_tokens,
                                                               progress=config.progress))
-        result["base_bits_per_byte"] = ev.bits_per_byte
-        result["base_bits_per_byte_tokens"] = ev.tokens
+        found["base_bits_per_byte_tokens"] = ev.tokens
+        return ev
+
+    comparison = Comparison(counter.counts, ref.freq, by_n, config.rare_threshold,
+                            embed=embed if config.embeddings else None,
+                            evaluate=evaluate if model is not None else None)
+    result = {"data": str(data), **ref.describe()}
+    for measure in SIMILARITY_MEASURES:
+        result[measure.name] = measure.compute(comparison) if comparison.available(measure.needs) else None
+        result.update(measure_details(measure, comparison))
+    result.update({
+        "data_words": counter.total, "data_bytes": scan.bytes, "data_documents": scan.documents,
+        "bloom_false_positive_rate": ref.bloom.false_positive_rate() if ref.bloom is not None else None,
+        "embed_chunks": found.get("embed_chunks"),
+        "notes": notes,
+    })
+    if "base_bits_per_byte_tokens" in found:
+        result["base_bits_per_byte_tokens"] = found["base_bits_per_byte_tokens"]
     return result
 
 
-def _embedding_measures(result: dict, data_chunks: list[str], ref: ReferenceProfile,
-                        config: SimilarityConfig) -> None:
+def _embeddings(data_chunks: list[str], ref: ReferenceProfile, config: SimilarityConfig,
+                notes: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Embeddings of the data's and the reference's chunk samples, or None (with a note)."""
     if not ref.chunks:
-        result["notes"].append(f"embedding measures skipped: the reference ({ref.kind}) has no text")
-        return
+        notes.append(f"embedding measures skipped: the reference ({ref.kind}) has no text")
+        return None
     if len(data_chunks) < 2:
-        result["notes"].append("embedding measures skipped: the data has fewer than 2 chunks")
-        return
+        notes.append("embedding measures skipped: the data has fewer than 2 chunks")
+        return None
     if ref.embeddings is None:
         ref.embeddings = embed_texts(ref.chunks, config)
-    X = embed_texts(data_chunks, config)
-    Y = ref.embeddings
-    result.update(embed_cosine_of_means=cosine_of_means(X, Y), embed_mmd=mmd_rbf(X, Y),
-                  embed_frechet=frechet_distance(X, Y), embed_chunks=[len(X), len(Y)])
+    return embed_texts(data_chunks, config), ref.embeddings
