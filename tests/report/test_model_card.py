@@ -2,6 +2,7 @@
 run's figures, data provenance from the manifests, energy, probes, and no corpus text."""
 
 import json
+import re
 
 import pytest
 import yaml
@@ -22,7 +23,7 @@ from odyssey.errors import DataError
 from odyssey.io import read_json, write_json, write_jsonl
 from odyssey.report.model_card import write_model_card
 
-NASTY = "dom<script>alert(1)</script>|x"
+NASTY = 'dom<script>alert(1)</script>|x: "y"\n---\nz'  # HTML, markdown and YAML breakers
 
 
 def corpus(path, texts, name, license_):
@@ -71,7 +72,8 @@ def test_card_metadata_holds_the_run_figures(run_dir):
     meta, body = split_card(path.read_text(encoding="utf-8"))
     result = read_json(out / "result.json")
     assert meta["base_model"] == "tiny-base" and meta["library_name"] == "transformers"
-    assert "odyssey" in meta["tags"] and meta["datasets"] == [NASTY, "general"]
+    assert "odyssey" in meta["tags"] and "datasets" not in meta  # local corpora are no Hub datasets
+    assert [s["corpus"] for s in meta["odyssey"]["data_sources"]] == [NASTY, "general"]
     res = meta["odyssey"]["results"]
     for role, split in (("in_domain", "valid"), ("general", "general")):
         for when in ("before", "after"):
@@ -127,3 +129,48 @@ def test_card_without_probes_and_cli(tmp_path, run_dir, capsys):
     with pytest.raises(DataError):
         write_model_card(tmp_path)
     json.dumps(meta)  # plain data all the way down
+
+
+def test_card_metadata_is_hub_valid_and_leaks_no_local_path(run_dir, tiny_llama_dir):
+    import csv
+
+    from huggingface_hub import ModelCard
+
+    out, _ = run_dir
+    text = write_model_card(out).read_text(encoding="utf-8")  # base model: the local tiny model directory
+    meta, body = split_card(text)
+    assert "base_model" not in meta  # a local path is nobody's base_model on the Hub
+    assert str(tiny_llama_dir) not in text and str(out) not in text
+    assert f"**{tiny_llama_dir.name}**" in body  # named by its directory
+    # The Hub's client reads the card back: model-index, names with YAML breakers.
+    card = ModelCard(text)
+    results = card.data.eval_results
+    assert {(r.dataset_name, r.metric_type) for r in results} >= {(NASTY, "perplexity"), (NASTY, "bits_per_byte")}
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", r.dataset_type) for r in results)
+    assert meta["odyssey"]["data_sources"][0]["corpus"] == NASTY
+    # co2_eq_emissions in grams: the energy.csv rows of the run and its evaluations, top level only.
+    rows = [r for f in [out / "energy.csv", *sorted(out.glob("evals/*/energy.csv"))]
+            for r in csv.DictReader(open(f, encoding="utf-8")) if not r["parent_phase"]]
+    co2 = meta["co2_eq_emissions"]
+    assert co2["emissions"] == pytest.approx(1000 * sum(float(r["emissions"]) for r in rows), rel=1e-6)
+    assert co2["emissions"] > 0 and co2["training_type"] == "fine-tuning" and "kWh" in co2["source"]
+    # A Hub id given by the user is kept.
+    meta, _ = split_card(write_model_card(out, base_model="openai-community/gpt2").read_text(encoding="utf-8"))
+    assert meta["base_model"] == "openai-community/gpt2"
+
+
+@pytest.mark.parametrize(("name", "hub"), [("gpt2", "gpt2"), ("openai-community/gpt2", "openai-community/gpt2"),
+                                          ("/home/me/base", None), ("./base", None), ("runs/legal/model", None),
+                                          ("a/b/c", None), ("bad name", None), ("", None)])
+def test_hub_id(name, hub):
+    from odyssey.report.model_card import hub_id
+
+    assert hub_id(name) == hub
+
+
+def test_no_metadata_line_can_close_the_front_matter(run_dir):
+    out, _ = run_dir
+    text = write_model_card(out).read_text(encoding="utf-8")
+    head = text[4:text.index("\n---\n", 4)]
+    assert all(line.strip() != "---" for line in head.splitlines())  # the corpus name's "---" stays escaped
+    assert yaml.safe_load(head)["odyssey"]["data_sources"][0]["corpus"] == NASTY

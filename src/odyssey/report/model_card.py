@@ -1,8 +1,11 @@
 """The model card of an adapted model: ``RUN/model/README.md`` in Hugging Face style.
 
-YAML front matter (``base_model``, ``library_name``, ``tags``, ``datasets``, a
-``model-index`` with the perplexities, and an ``odyssey`` block with every figure,
-the data sources with their licenses and hashes, the recipe, energy and probes), then
+YAML front matter built with ``huggingface_hub``'s :class:`~huggingface_hub.ModelCardData`
+(the Hub's own fields: ``base_model`` only as a Hub id, never a local path; a
+``model-index`` with the perplexities; ``co2_eq_emissions`` from the measured energy) and
+an ``odyssey`` block with every figure (the data sources with their licenses and hashes,
+the recipe, energy and probes); the finished card is parsed back by
+:class:`~huggingface_hub.ModelCard` before it is written. Then
 sections: description, training data, recipe, results, energy, probes, intended use and
 limitations. Everything comes from the run directory (``config.yaml``, ``result.json``,
 ``energy.csv``, ``probes/*.json``) and the corpora's ``manifest.json``; no corpus text
@@ -17,6 +20,7 @@ from __future__ import annotations
 import html
 import math
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -47,12 +51,21 @@ def write_model_card(run_dir: str | os.PathLike, *, base_model: str | None = Non
     result = read_json(run_dir / "result.json")
     if probes is None:
         probes = load_probes(run_dir / "probes") if (run_dir / "probes").is_dir() else {}
-    facts = gather(run_dir, config, result, base_model or str(config.get("model") or "unknown"), probes)
+    facts = gather(run_dir, config, result, base_model or str(config.get("model") or ""), probes)
     text = render_card(facts)
+    _check_card(text)
     path = run_dir / "model" / CARD
     with atomic_write(path) as f:
         f.write(text)
     return path
+
+
+def _check_card(text: str) -> None:
+    """Parse the card back as the Hub's client does: metadata that it cannot read (a
+    malformed model-index, YAML that is not a mapping) fails here, not after upload."""
+    from huggingface_hub import ModelCard
+
+    ModelCard(text)  # raises ValueError on metadata it cannot parse
 
 
 def _read_yaml(path: Path) -> dict:
@@ -87,7 +100,8 @@ def gather(run_dir: Path, config: dict, result: dict, base_model: str, probes: d
     energy = run_energy(run_dir)
     method = energy.get("energy_method")
     return {
-        "name": run_dir.resolve().name, "base_model": base_model, "run_dir": str(run_dir),
+        "name": run_dir.resolve().name, "base_model": _model_name(base_model),
+        "base_model_hub_id": hub_id(base_model), "run_dir": str(run_dir),
         "architecture": _architecture(run_dir / "model"),
         "data_sources": _sources(config.get("data"), "training (train split) and in-domain evaluation (valid split)")
         + (_sources(config.get("general"), "general-text evaluation (forgetting)") if config.get("general") else []),
@@ -111,7 +125,10 @@ def _energy_phases(run_dir: Path, read_energy) -> list[dict]:
         where = "" if d == run_dir else f"evals/{d.name}: "
         out += [{"phase": f"{where}{r.get('phase')}", "parent": r.get("parent_phase") or None,
                  "seconds": _f(_num(r.get("duration"))), "kwh": _f(_num(r.get("energy_consumed"))),
-                 "method": r.get("method")} for r in read_energy(d)]
+                 "emissions_kg": _f(_num(r.get("emissions"))), "method": r.get("method"),
+                 "hardware": _hardware(r), "location": ", ".join(x for x in (r.get("region"), r.get("country_name"))
+                                                                  if x) or None}
+                for r in read_energy(d)]
     return out
 
 
@@ -184,7 +201,7 @@ def _sources(spec: str | None, role: str) -> list[dict]:
                  "sha256": s.get("sha256"), "split_sha256": splits,
                  "documents": m.get("documents"), "bytes": m.get("bytes")} for s in sources]
     sha = sha256_file(path) if path.is_file() else None
-    return [{"corpus": path.name, "role": role, "source": str(path), "package": None, "version": None,
+    return [{"corpus": path.name, "role": role, "source": path.name, "package": None, "version": None,
              "license": "unknown", "sha256": sha, "split_sha256": {}, "documents": None, "bytes": None}]
 
 
@@ -210,14 +227,14 @@ def _probe_block(p: dict) -> dict:
     """The headline figures of a probe result, for the metadata block."""
     if p.get("probe") == "bias":
         keys = ("n", "rate", "ci_low", "ci_high", "base_rate", "shift", "shift_ci_low", "shift_ci_high", "significant")
-        return {"against": p.get("against"), "pairs": p.get("pairs_total"),
+        return {"against": _model_name(p.get("against")) if p.get("against") else None, "pairs": p.get("pairs_total"),
                 "categories": {c: {k: v.get(k) for k in keys} for c, v in (p.get("categories") or {}).items()}}
     if p.get("probe") == "memorization":
         e, m = p.get("extraction") or {}, p.get("membership") or {}
         pick = lambda d, keys: {k: (d or {}).get(k) for k in keys} if d else None  # noqa: E731
         ek = ("exact_matches", "exact_rate", "ci_low", "ci_high", "mean_match_prefix")
         mk = ("train_loss", "heldout_loss", "gap", "ci_low", "ci_high", "auroc")
-        return {"against": p.get("against"), "sequences": e.get("sequences"),
+        return {"against": _model_name(p.get("against")) if p.get("against") else None, "sequences": e.get("sequences"),
                 "prefix_tokens": e.get("prefix_tokens"), "suffix_tokens": e.get("suffix_tokens"),
                 "extraction": {"model": pick(e.get("model"), ek), "base": pick(e.get("base"), ek),
                                "shift": pick(e.get("shift"), ("exact_rate", "ci_low", "ci_high", "significant",
@@ -239,32 +256,128 @@ def _md(v) -> str:
     return html.escape(" ".join(str(v).split()), quote=False).replace("|", "\\|")
 
 
+# -- metadata --------------------------------------------------------------------------------
+# The ``odyssey`` block: these facts, each left out when there is nothing to say. A new
+# figure for the card (e.g. the quantization of a base) is one more key here, filled by gather().
+ODYSSEY_KEYS = ("architecture", "data_sources", "recipe", "results", "forgetting_pct", "energy", "probes")
+ODYSSEY_OPTIONAL = ("model_source",)  # only when the run has one
+
+
+def card_data(facts: dict):
+    """The card's metadata as :class:`huggingface_hub.ModelCardData`: the Hub's fields, which
+    the library checks (the eval results above all), and the ``odyssey`` block."""
+    from huggingface_hub import ModelCardData
+
+    from odyssey.io import json_safe
+
+    block = {k: facts[k] for k in ODYSSEY_KEYS} | {k: facts[k] for k in ODYSSEY_OPTIONAL if facts.get(k)}
+    results = _eval_results(facts) or None
+    return ModelCardData(
+        base_model=facts["base_model_hub_id"], library_name="transformers", pipeline_tag="text-generation",
+        tags=list(TAGS), model_name=_slug(facts["name"]) if results else None, eval_results=results,
+        co2_eq_emissions=_co2_eq_emissions(facts["energy"]), odyssey=json_safe(block))
+
+
 def front_matter(facts: dict) -> dict:
-    index = []
+    """The metadata as plain data (what the card's YAML holds)."""
+    return card_data(facts).to_dict()
+
+
+def _eval_results(facts: dict) -> list:
+    """Perplexity and bits per byte before and after, per eval set, as the Hub's ``model-index``."""
+    from huggingface_hub import EvalResult
+
+    out = []
     for r in facts["results"].values():
-        dataset = str(r["corpus"])
-        metrics = [{"type": "perplexity", "name": f"perplexity {when} adaptation", "value": r[f"perplexity_{when}"]}
-                   for when in ("before", "after") if r[f"perplexity_{when}"] is not None]
-        metrics += [{"type": "bits_per_byte", "name": f"bits per byte {when} adaptation",
-                     "value": r[f"bits_per_byte_{when}"]}
-                    for when in ("before", "after") if r[f"bits_per_byte_{when}"] is not None]
-        index.append({"task": {"type": "text-generation", "name": "causal language modeling"},
-                      "dataset": {"name": f"{dataset} ({r['split']})", "type": dataset, "split": r["split"]},
-                      "metrics": metrics})
-    meta = {"base_model": facts["base_model"], "library_name": "transformers", "pipeline_tag": "text-generation",
-            "tags": TAGS, "datasets": list(dict.fromkeys(s["corpus"] for s in facts["data_sources"]))}
-    if index:
-        meta["model-index"] = [{"name": facts["name"], "results": index}]
-    meta["odyssey"] = {k: facts[k] for k in ("architecture", "data_sources", "recipe", "results", "forgetting_pct",
-                                             "energy", "probes")}
-    return meta
+        for metric, label in (("perplexity", "perplexity"), ("bits_per_byte", "bits per byte")):
+            for when in ("before", "after"):
+                value = r[f"{metric}_{when}"]
+                if value is not None:
+                    out.append(EvalResult(task_type="text-generation", task_name="causal language modeling",
+                                          dataset_type=_slug(r["corpus"]), dataset_name=str(r["corpus"]),
+                                          dataset_split=r["split"], metric_type=metric, metric_value=value,
+                                          metric_name=f"{label} {when} adaptation"))
+    return out
+
+
+def _co2_eq_emissions(energy: dict) -> dict | None:
+    """The Hub's ``co2_eq_emissions`` (grams) from the run's top-level energy.csv rows:
+    kWh times the grid intensity the energy config names."""
+    top = [p for p in energy["phases"] if not p["parent"] and p.get("emissions_kg") is not None]
+    if energy["kwh"] is None or not top:
+        return None
+    how = "estimated from counted FLOPs" if energy["estimated"] else f"measured ({energy['method']})"
+    out = {"emissions": 1000.0 * sum(p["emissions_kg"] for p in top),
+           "source": f"odyssey energy.csv (CodeCarbon columns): {energy['kwh']:.6g} kWh {how}, "
+                     "times the configured grid carbon intensity",
+           "training_type": "fine-tuning"}
+    hardware = sorted({p["hardware"] for p in top if p.get("hardware")})
+    location = sorted({p["location"] for p in top if p.get("location")})
+    if hardware:
+        out["hardware_used"] = "; ".join(hardware)
+    if location:
+        out["geographical_location"] = "; ".join(location)
+    return out
+
+
+def _hardware(row: dict) -> str | None:
+    gpu, cpu = row.get("gpu_model"), row.get("cpu_model")
+    if gpu:
+        return f"{row.get('gpu_count') or 1} x {gpu}"
+    return f"{row.get('cpu_count')} CPU cores ({cpu})" if cpu else None
+
+
+def hub_id(name: str | None) -> str | None:
+    """``name`` if it is a Hub model id (``gpt2``, ``org/model``), else None: a local path
+    (absolute, relative or existing) is nobody else's ``base_model`` and would leak this
+    machine's layout into a card meant to be shared.
+
+    >>> hub_id("openai-community/gpt2"), hub_id("/home/me/models/base"), hub_id("runs/legal/model")
+    ('openai-community/gpt2', None, None)
+    """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not name or name.startswith(("/", ".", "~")) or os.path.exists(name) or name.count("/") > 1:
+        return None
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return None
+    return name
+
+
+def _model_name(name: str | None) -> str:
+    """How the card names the base model: its Hub id, or a local model's directory name."""
+    if not name:
+        return "unknown"
+    if hub_id(name):
+        return name
+    path = Path(name)
+    return path.parent.name if path.name == "model" and path.parent.name else path.name or "unknown"
+
+
+def _slug(name) -> str:
+    """A Hub-style identifier for a corpus or run name (letters, digits, ``.-_``)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", str(name)).strip("-.")
+    return slug[:96] or "unnamed"
+
+
+class _OneLineDumper(yaml.SafeDumper):
+    """Every string on one line: a name with a line break (a corpus called ``a\n---``) is
+    written double-quoted with ``\n`` escapes, so no line of the metadata can look like the
+    ``---`` that ends it."""
+
+
+_OneLineDumper.add_representer(
+    str, lambda dumper, value: dumper.represent_scalar(
+        "tag:yaml.org,2002:str", value, style='"' if any(c in value for c in "\n\r\x85\u2028\u2029") else None))
 
 
 def render_card(facts: dict) -> str:
     from odyssey.analysis.probes import summarize_probe
-    from odyssey.io import json_safe
 
-    meta = yaml.safe_dump(json_safe(front_matter(facts)), sort_keys=False, allow_unicode=True, width=1000)
+    meta = yaml.dump(front_matter(facts), Dumper=_OneLineDumper, sort_keys=False, allow_unicode=True,
+                     width=float("inf"))
     arch, rec = facts["architecture"], facts["recipe"]
     params = f"{arch['parameters']:,}" if arch["parameters"] else None
     out = ["---", meta.rstrip(), "---", "", f"# {_md(facts['name'])}", ""]
