@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter, MaxNLocator, PercentFormatter
 
 from odyssey.collapse.metrics import histogram, log_bin_edges
-from odyssey.report.plots import _RC, _finite, _to_svg, clean_label
+from odyssey.report.plots import CHART_RC, clean_label, finite, to_svg
 
 # One colour per series (Okabe-Ito), in order of the fractions kept.
 SERIES_COLORS = ("#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
@@ -26,7 +26,7 @@ def series_label(keep_real: float) -> str:
 
 def _log_axis(ax, axis: str, values: Sequence[float]) -> None:
     """Log scale when the values span more than a factor of 10, with plain tick labels."""
-    vals = [v for v in values if _finite(v) and v > 0]
+    vals = [v for v in values if finite(v) and v > 0]
     if vals and max(vals) > 10 * min(vals):
         getattr(ax, f"set_{axis}scale")("log")
         target = ax.yaxis if axis == "y" else ax.xaxis
@@ -41,7 +41,7 @@ def _output(fig: Figure, salt: str, png: str | Path | None) -> str:
 
         with atomic_write(png, "wb") as f:
             fig.savefig(f, format="png", dpi=150, metadata={"Software": None})
-    return _to_svg(fig, salt)
+    return to_svg(fig, salt)
 
 
 def perplexity_by_generation(series: Sequence[Mapping], png: str | Path | None = None) -> str | None:
@@ -51,12 +51,12 @@ def perplexity_by_generation(series: Sequence[Mapping], png: str | Path | None =
     ``test_ppl``). None when nothing to plot."""
     lines = []
     for s in series:
-        pts = [(r["generation"], r["test_ppl"]) for r in s.get("generations", []) if _finite(r.get("test_ppl"))]
+        pts = [(r["generation"], r["test_ppl"]) for r in s.get("generations", []) if finite(r.get("test_ppl"))]
         if pts:
             lines.append((s["keep_real"], pts))
     if not lines:
         return None
-    with mpl.rc_context(_RC):
+    with mpl.rc_context(CHART_RC):
         fig = Figure(figsize=(5.6, 3.4), layout="constrained")
         ax = fig.add_subplot()
         for i, (keep, pts) in enumerate(lines):
@@ -90,7 +90,7 @@ def histogram_panels(series: Sequence[Mapping], bins: int | None = None, tail_qu
     cut = float(np.quantile(gen0, tail_quantile)) if gen0 else None
     last = max(r["generation"] for _, rows in panels for r in rows) or 1
     cmap = colormaps["viridis_r"]
-    with mpl.rc_context(_RC):
+    with mpl.rc_context(CHART_RC):
         fig = Figure(figsize=(max(5.0, 3.6 * len(panels) + 0.6), 3.2), layout="constrained")
         axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
         for ax, (keep, rows) in zip(axes, panels, strict=True):
@@ -123,17 +123,17 @@ def text_stat_panels(series: Sequence[Mapping], real: Mapping) -> str | None:
              ("repetition_rate", "repetition rate (4-grams)"))
     if not any(s.get("generations") for s in series):
         return None
-    with mpl.rc_context(_RC):
+    with mpl.rc_context(CHART_RC):
         fig = Figure(figsize=(9.6, 2.8), layout="constrained")
         axes = fig.subplots(1, len(stats), squeeze=False)[0]
         for ax, (key, title) in zip(axes, stats, strict=True):
             for i, s in enumerate(series):
-                pts = [(r["generation"], r[key]) for r in s.get("generations", []) if _finite(r.get(key))]
+                pts = [(r["generation"], r[key]) for r in s.get("generations", []) if finite(r.get(key))]
                 if pts:
                     x, y = zip(*pts, strict=True)
                     ax.plot(x, y, color=SERIES_COLORS[i % len(SERIES_COLORS)], marker="o", markersize=3,
                             linewidth=1.5, label=series_label(s["keep_real"]))
-            if _finite(real.get(key)):
+            if finite(real.get(key)):
                 ax.axhline(real[key], color="#555555", linestyle="--", linewidth=1, label="real test text")
             ax.set_title(title, loc="left", fontsize=9)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -142,4 +142,4 @@ def text_stat_panels(series: Sequence[Mapping], real: Mapping) -> str | None:
         fig.supxlabel("generation", fontsize=9)
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside upper center", ncols=min(4, max(1, len(labels))), fontsize=8.5)
-        return _to_svg(fig, "collapse-text")
+        return to_svg(fig, "collapse-text")

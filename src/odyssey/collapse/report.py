@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from odyssey.collapse import plots
 from odyssey.io import atomic_write
-from odyssey.report.html import _text, fmt_duration, fmt_pct, fmt_ppl
+from odyssey.report.html import fmt_duration, fmt_pct, fmt_ppl, plain_text
 
 
 def readout(results: Mapping) -> list[str]:
@@ -62,17 +62,17 @@ def build_context(results: Mapping, figures_dir: Path | None = None) -> dict:
     decoding = (f"{gen.get('num_beams')}-way beam search" if gen.get("strategy") == "beam"
                 else f"sampling (temperature {gen.get('temperature')}, top-p {gen.get('top_p')})")
     meta = [
-        ("Model", _text(exp.get("model")) or "–"),
-        ("Data", _text(exp.get("data")) or "–"),
+        ("Model", plain_text(exp.get("model")) or "–"),
+        ("Data", plain_text(exp.get("data")) or "–"),
         ("Generation", f"{gen.get('prompt_tokens')}-token prompts continued by {gen.get('new_tokens')} tokens, "
                        f"{decoding}"),
         ("Training", f"from the {'pretrained start' if cfg.get('start') == 'base' else 'previous generation'}, "
                      f"{cfg.get('recipe', {}).get('train', {}).get('epochs')} epochs, "
                      f"{cfg.get('select')} checkpoint by validation"),
         ("Blocks", ", ".join(f"{k} {v:,}" for k, v in results.get("real", {}).get("blocks", {}).items())),
-        ("Machine", _text(exp.get("machine")) or "–"),
+        ("Machine", plain_text(exp.get("machine")) or "–"),
         ("Total time", fmt_duration(exp.get("seconds"))),
-        ("odyssey", _text(exp.get("odyssey_version")) or "–"),
+        ("odyssey", plain_text(exp.get("odyssey_version")) or "–"),
     ]
     samples = []
     for s in series:
@@ -80,7 +80,7 @@ def build_context(results: Mapping, figures_dir: Path | None = None) -> dict:
         if rows:
             for r in (rows[0], rows[-1]) if len(rows) > 1 else rows[:1]:
                 samples.append({"title": f"{s['name']}, generation {r['generation']}",
-                                "texts": [_text(t, 2000) for t in r.get("samples", [])]})
+                                "texts": [plain_text(t, 2000) for t in r.get("samples", [])]})
     detection = []
     for name, det in (results.get("detection") or {}).items():
         for stat, v in (det.get("statistics") or {}).items():

@@ -10,7 +10,7 @@ import matplotlib as mpl
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from odyssey.report.plots import _RC, _finite, _kind_legend, _place_labels, _to_svg, clean_label
+from odyssey.report.plots import CHART_RC, _kind_legend, _place_labels, clean_label, finite, to_svg
 
 MEASURE_LABELS = {
     "js_divergence": "unigram Jensen-Shannon divergence",
@@ -40,12 +40,12 @@ def similarity_panels(points: Sequence[Mapping], measures: Sequence[Mapping],
     cols = min(4, len(shown))
     rows = -(-len(shown) // cols)
     kinds = [p.get("kind") or "custom" for p in points]
-    with mpl.rc_context(_RC):
+    with mpl.rc_context(CHART_RC):
         fig = Figure(figsize=(3.0 * cols, 2.6 * rows + 0.5), layout="constrained")
         for i, m in enumerate(shown):
             ax = fig.add_subplot(rows, cols, i + 1)
             pts = [(p["features"].get(m["measure"]), p["delta_ppl_pct"], colors.get(p.get("kind") or "custom", "#777"))
-                   for p in points if _finite(p["features"].get(m["measure"])) and _finite(p["delta_ppl_pct"])]
+                   for p in points if finite(p["features"].get(m["measure"])) and finite(p["delta_ppl_pct"])]
             xs, ys, cs = zip(*pts, strict=True)
             ax.axhline(0, color="#222222", linewidth=0.7, zorder=1)
             ax.scatter(xs, ys, s=26, c=cs, edgecolors="white", linewidths=0.6, zorder=3)
@@ -55,18 +55,18 @@ def similarity_panels(points: Sequence[Mapping], measures: Sequence[Mapping],
             if i % cols == 0:
                 ax.set_ylabel("in-domain change (%)")
         _kind_legend(fig, kinds, colors)
-        return _to_svg(fig, "similarity")
+        return to_svg(fig, "similarity")
 
 
 def loo_scatter(points: Sequence[Mapping], colors: Mapping[str, str]) -> str | None:
     """Leave-one-domain-out predicted change (x) against the actual change (y), with the
     diagonal; a point off the diagonal's quadrant got its sign wrong."""
     rows = [(p["loo_predicted"], p["delta_ppl_pct"], clean_label(p["name"], 22), p.get("kind") or "custom")
-            for p in points if _finite(p.get("loo_predicted")) and _finite(p.get("delta_ppl_pct"))]
+            for p in points if finite(p.get("loo_predicted")) and finite(p.get("delta_ppl_pct"))]
     if len(rows) < 2:
         return None
     xs, ys, labels, kinds = zip(*rows, strict=True)
-    with mpl.rc_context(_RC):
+    with mpl.rc_context(CHART_RC):
         fig = Figure(figsize=(5.2, 4.4), layout="constrained")
         ax = fig.add_subplot()
         lo, hi = min(0.0, *xs, *ys), max(0.0, *xs, *ys)
@@ -83,7 +83,7 @@ def loo_scatter(points: Sequence[Mapping], colors: Mapping[str, str]) -> str | N
         ax.set_ylabel("actual in-domain change (%)")
         _kind_legend(fig, kinds, colors)
         _place_labels(fig, ax, list(zip(xs, ys, labels, strict=True)))
-        return _to_svg(fig, "loo")
+        return to_svg(fig, "loo")
 
 
 CATEGORY_COLORS = {"newline": "#D55E00", "whitespace": "#E69F00", "punctuation": "#CC79A7", "digits": "#F0E442",
@@ -97,7 +97,7 @@ def category_bars(domains: Mapping[str, Mapping], order: Sequence[str]) -> str |
     if not names:
         return None
     cats = list(CATEGORY_COLORS)
-    with mpl.rc_context(_RC):
+    with mpl.rc_context(CHART_RC):
         fig = Figure(figsize=(7.2, 1.2 + 0.34 * len(names)), layout="constrained")
         ax = fig.add_subplot()
         for row, name in enumerate(names):
@@ -119,7 +119,7 @@ def category_bars(domains: Mapping[str, Mapping], order: Sequence[str]) -> str |
         ax.set_xlabel("share of the absolute change in test-set NLL (%); hatched: the category got worse")
         fig.legend(handles=[Patch(color=CATEGORY_COLORS[c], label=c) for c in cats], loc="outside upper center",
                    ncols=4, fontsize=8.5, handlelength=1.2, columnspacing=1.2)
-        return _to_svg(fig, "categories")
+        return to_svg(fig, "categories")
 
 
 def pareto_panels(domains: Sequence[Mapping], goal_pct: float) -> str | None:
@@ -132,7 +132,7 @@ def pareto_panels(domains: Sequence[Mapping], goal_pct: float) -> str | None:
         return None
     cols = min(3, len(shown))
     nrows = -(-len(shown) // cols)
-    with mpl.rc_context(_RC):
+    with mpl.rc_context(CHART_RC):
         fig = Figure(figsize=(4.1 * cols, 3.5 * nrows), layout="constrained")
         for i, d in enumerate(shown):
             ax = fig.add_subplot(nrows, cols, i + 1)
@@ -164,4 +164,4 @@ def pareto_panels(domains: Sequence[Mapping], goal_pct: float) -> str | None:
                    Patch(color="#D55E00", label="recommended"),
                    Patch(color="#e6f4ea", label=f"goal: no worse in-domain, forgetting ≤ {goal_pct:g}%")]
         fig.legend(handles=handles, loc="outside upper center", ncols=4, fontsize=8.5, handlelength=1.2)
-        return _to_svg(fig, "pareto")
+        return to_svg(fig, "pareto")

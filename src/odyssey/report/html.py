@@ -145,7 +145,8 @@ def _median(vals: Sequence[float]) -> float | None:
 # -- inputs --------------------------------------------------------------------------
 
 
-def _text(v: Any, limit: int | None = None) -> str:
+def plain_text(v: Any, limit: int | None = None) -> str:
+    """``v`` as one line of text without control characters, cut at ``limit`` with " …"."""
     s = "" if v is None else _CONTROL.sub("", str(v))
     if limit is not None and len(s) > limit:
         s = s[:limit].rstrip() + " …"
@@ -163,10 +164,10 @@ def _domain(i: int, d: Any) -> dict:
         raise DataError(f"results: domains[{i}] is a {type(d).__name__}, not an object",
                         "each domain must be a JSON object with at least a name")
     out = {k: _number(d.get(k)) for k in _NUMBER_FIELDS}
-    out["name"] = " ".join(_text(d.get("name")).split()) or f"domain {i + 1}"
-    out["kind"] = " ".join(_text(d.get("kind")).split()) or "custom"
-    out["description"] = _text(d.get("description"), 500)
-    out["sample"] = _text(d.get("sample"), SAMPLE_CHARS)
+    out["name"] = " ".join(plain_text(d.get("name")).split()) or f"domain {i + 1}"
+    out["kind"] = " ".join(plain_text(d.get("kind")).split()) or "custom"
+    out["description"] = plain_text(d.get("description"), 500)
+    out["sample"] = plain_text(d.get("sample"), SAMPLE_CHARS)
     # The study writes both; recompute them only when missing.
     if out["delta_ppl_pct"] is None:
         out["delta_ppl_pct"] = _pct_change(out["ppl_after"], out["ppl_before"])
@@ -186,7 +187,7 @@ def _format_date(v: Any) -> str:
     try:
         t = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
     except ValueError:
-        return _text(v, 40)
+        return plain_text(v, 40)
     zone = t.strftime(" %Z") if t.tzinfo else ""
     return t.strftime("%Y-%m-%d %H:%M") + (" UTC" if zone in (" UTC", " UTC+00:00") else zone)
 
@@ -202,7 +203,7 @@ def _scalar(v: Any) -> str:
         return "[" + ", ".join(_scalar(x) for x in v) + "]"
     if isinstance(v, Mapping):  # an empty mapping
         return "{}"
-    return _text(v, 120)
+    return plain_text(v, 120)
 
 
 def _flatten(d: Any, prefix: str = "") -> list[tuple[str, str]]:
@@ -211,7 +212,7 @@ def _flatten(d: Any, prefix: str = "") -> list[tuple[str, str]]:
         return [] if d is None else [(prefix or "recipe", _scalar(d))]
     items: list[tuple[str, str]] = []
     for k, v in d.items():
-        key = f"{prefix}.{k}" if prefix else _text(k)
+        key = f"{prefix}.{k}" if prefix else plain_text(k)
         items.extend(_flatten(v, key) if isinstance(v, Mapping) and v else [(key, _scalar(v))])
     return items
 
@@ -353,15 +354,15 @@ def build_context(results: Mapping, curves: Mapping[str, Sequence[Mapping]]) -> 
     # The SVG comes from matplotlib, which escapes its text: the one trusted markup here.
     charts = {k: Markup(v) for k, v in charts.items() if v}
 
-    name = _text(study.get("name")) or "study"
+    name = plain_text(study.get("name")) or "study"
     meta = [
-        ("Model", _text(study.get("model")) or DASH),
-        ("General corpus", _text(study.get("general")) or DASH),
+        ("Model", plain_text(study.get("model")) or DASH),
+        ("General corpus", plain_text(study.get("general")) or DASH),
         ("Created", _format_date(study.get("created"))),
-        ("Machine", _text(study.get("machine")) or DASH),
+        ("Machine", plain_text(study.get("machine")) or DASH),
         ("Total time", fmt_duration(_number(study.get("seconds")))),
         ("Base model on general text", _base_line(base)),
-        ("odyssey", _text(study.get("odyssey_version")) or DASH),
+        ("odyssey", plain_text(study.get("odyssey_version")) or DASH),
     ]
     return {
         "name": name,

@@ -34,7 +34,7 @@ _EXTRA_COLORS = ("#CC79A7", "#56B4E9", "#D55E00", "#999999", "#F0E442", "#000000
 KIND_LABELS = {"wikipedia-topic": "Wikipedia topic", "register": "register", "custom": "custom"}
 GENERAL_COLOR = "#666666"
 
-_RC = {
+CHART_RC = {
     "svg.fonttype": "path",
     "text.parse_math": False,
     "font.family": "DejaVu Sans",  # shipped with matplotlib: same metrics everywhere
@@ -76,11 +76,12 @@ def clean_label(text: object, limit: int = 30) -> str:
     return s if len(s) <= limit else s[: limit - 1].rstrip() + "…"
 
 
-def _finite(v: object) -> bool:
+def finite(v: object) -> bool:
+    """Whether ``v`` is a real, finite number (a bool is not)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _to_svg(fig: Figure, salt: str) -> str:
+def to_svg(fig: Figure, salt: str) -> str:
     """The figure as an ``<svg>`` element that scales to its container.
 
     ``svg.hashsalt`` keeps the clip-path ids of different charts on one page distinct
@@ -110,12 +111,12 @@ def change_bars(domains: Sequence[Mapping], colors: Mapping[str, str]) -> str | 
 
     ``domains``: dicts with ``name``, ``kind``, ``delta_ppl_pct``. None when nothing to plot."""
     rows = [(clean_label(d["name"]), d["kind"], d["delta_ppl_pct"])
-            for d in domains if _finite(d.get("delta_ppl_pct"))]
+            for d in domains if finite(d.get("delta_ppl_pct"))]
     if not rows:
         return None
     rows.sort(key=lambda r: r[2], reverse=True)
     names, kinds, deltas = zip(*rows, strict=True)
-    with mpl.rc_context(_RC):
+    with mpl.rc_context(CHART_RC):
         fig = Figure(figsize=(6.4, 1.3 + 0.3 * len(rows)), layout="constrained")
         ax = fig.add_subplot()
         y = range(len(rows))
@@ -130,7 +131,7 @@ def change_bars(domains: Sequence[Mapping], colors: Mapping[str, str]) -> str | 
         ax.set_xlim(lo - (pad if lo < 0 else 0.05 * pad), hi + (pad if hi > 0 else 0.05 * pad))
         ax.set_xlabel("in-domain perplexity change (%)    ← better | worse →")
         _kind_legend(fig, kinds, colors)
-        return _to_svg(fig, "bars")
+        return to_svg(fig, "bars")
 
 
 def _label_candidates() -> list[tuple[float, float, str, str]]:
@@ -200,11 +201,11 @@ def change_scatter(domains: Sequence[Mapping], colors: Mapping[str, str]) -> str
     ``domains``: dicts with ``name``, ``kind``, ``delta_ppl_pct``, ``forgetting_pct``."""
     rows = [(d["delta_ppl_pct"], d["forgetting_pct"], clean_label(d["name"], 24), d["kind"])
             for d in domains
-            if _finite(d.get("delta_ppl_pct")) and _finite(d.get("forgetting_pct"))]
+            if finite(d.get("delta_ppl_pct")) and finite(d.get("forgetting_pct"))]
     if not rows:
         return None
     xs, ys, labels, kinds = zip(*rows, strict=True)
-    with mpl.rc_context(_RC):
+    with mpl.rc_context(CHART_RC):
         fig = Figure(figsize=(6.4, 4.9), layout="constrained")
         ax = fig.add_subplot()
         ax.axhline(0, color="#222222", linewidth=0.8, zorder=1)
@@ -223,7 +224,7 @@ def change_scatter(domains: Sequence[Mapping], colors: Mapping[str, str]) -> str
         ax.set_ylabel("general-text perplexity change (%)\n← less | more forgetting →")
         _kind_legend(fig, kinds, colors)
         _place_labels(fig, ax, list(zip(xs, ys, labels, strict=True)))
-        return _to_svg(fig, "scatter")
+        return to_svg(fig, "scatter")
 
 
 def _series(rows: Iterable[Mapping], split: str) -> tuple[list[float], list[float], bool]:
@@ -235,9 +236,9 @@ def _series(rows: Iterable[Mapping], split: str) -> tuple[list[float], list[floa
             continue
         ppl = r.get("perplexity")
         x = r.get("tokens_seen")
-        if not _finite(x):
+        if not finite(x):
             x, tokens = r.get("step"), False
-        if _finite(x) and _finite(ppl) and ppl > 0:
+        if finite(x) and finite(ppl) and ppl > 0:
             pts.append((float(x), float(ppl)))
     pts.sort()
     return [p[0] for p in pts], [p[1] for p in pts], tokens
@@ -282,7 +283,7 @@ def curve_panels(curves: Mapping[str, Sequence[Mapping]], kinds: Mapping[str, st
         return None
     ncols = min(4, len(panels))
     nrows = math.ceil(len(panels) / ncols)
-    with mpl.rc_context(_RC):
+    with mpl.rc_context(CHART_RC):
         # At least 5 inches wide, so the legend fits above a lone panel.
         fig = Figure(figsize=(max(5.0, 3.05 * ncols + 0.3), 2.3 * nrows + 0.5 + (ncols < 3) * 0.2),
                      layout="constrained")
@@ -321,4 +322,4 @@ def curve_panels(curves: Mapping[str, Sequence[Mapping]], kinds: Mapping[str, st
         ]
         fig.legend(handles=handles, loc="outside upper center", ncols=2 if ncols >= 3 else 1,
                    fontsize=8.5)
-        return _to_svg(fig, "curves")
+        return to_svg(fig, "curves")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from odyssey.report.plots import _finite
+from odyssey.report.plots import finite
 
 TOP_TOKENS = 5  # token types listed per direction in the report
 
@@ -102,7 +102,7 @@ def mitigation_section(results: Mapping) -> dict | None:
     for name in dict.fromkeys(v["domain"] for v in variants):
         rows = ([{**plain[name], "variant": "none"}] if name in plain else []) + \
                [v for v in variants if v["domain"] == name]
-        rows = [r for r in rows if _finite(r.get("delta_ppl_pct")) and _finite(r.get("forgetting_pct"))]
+        rows = [r for r in rows if finite(r.get("delta_ppl_pct")) and finite(r.get("forgetting_pct"))]
         if not rows:
             continue
         front = pareto_front(rows)
