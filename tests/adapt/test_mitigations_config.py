@@ -92,6 +92,7 @@ def test_cli_mitigation_option(tmp_path, tiny_llama_dir, tiny_corpus_dir, genera
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["mitigation"]["replay"]["ratio"] == 0.5
     assert "methods:\n  - replay\n  - l2sp" in (out / "config.yaml").read_text()
+    assert "replay" in (out / "model" / "README.md").read_text()  # the command composes the model card
     code = cli_run(["adapt", "--model", str(tiny_llama_dir), "--data", str(tiny_corpus_dir), "--out",
                     str(tmp_path / "bad"), "--mitigation", "replay"])
     err = capsys.readouterr().err

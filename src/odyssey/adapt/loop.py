@@ -107,12 +107,7 @@ def _run(config: AdaptConfig, accelerator, progress: bool) -> AdaptResult:
     try:
         with measure_phase(run.out, "adapt", accelerator=run.accelerator, active=run.meters):  # OUT/energy.csv
             fit(run, progress=progress)
-            result = finish(run)
-        if run.accelerator.is_main_process:
-            from odyssey.report.model_card import write_model_card
-
-            write_model_card(run.out)  # OUT/model/README.md, with the energy just recorded
-        return result
+            return finish(run)
     except torch.OutOfMemoryError as e:
         raise TrainingError("out of memory", "lower train.batch_size or train.block_size, "
                             "or raise train.grad_accum") from e

@@ -55,11 +55,30 @@ def adapt_command(
         "allow_pickle": allow_pickle, "trust_remote_code": trust_remote_code,
         "mitigation.methods": [m.strip() for m in mitigation.split(",") if m.strip()] if mitigation else None,
     })
+    reused = _finished(cfg)
     result = adapt(cfg, progress=not as_json)
+    if not reused:
+        write_card(cfg.out)
     if as_json:
         print(json.dumps(result.to_dict()))
         return
     render_result(result)
+
+
+def _finished(cfg) -> bool:
+    """Whether adapt will reuse a finished run (``--resume`` on a run with a result): its card stays."""
+    return bool(cfg.resume) and (Path(cfg.out) / "result.json").is_file()
+
+
+def write_card(run_dir) -> None:
+    """The model card of the run just trained (``OUT/model/README.md``, with its energy),
+    written once under ``accelerate launch``."""
+    from accelerate import PartialState
+
+    from odyssey.report.model_card import write_model_card
+
+    if PartialState().is_main_process:
+        write_model_card(run_dir)
 
 
 def render_result(result) -> None:
@@ -119,7 +138,10 @@ def pretrain_command(
         "train.max_steps": max_steps, "resume": resume, "overwrite": overwrite,
     })
 
+    reused = _finished(cfg)
     result = pretrain(cfg, command=shlex.join(["odyssey", *sys.argv[1:]]))
+    if not reused:
+        write_card(cfg.out)
     render_result(result)
     if export:
         console.print(f"exported to {export_model(cfg.out, export)}")

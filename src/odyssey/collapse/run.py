@@ -181,6 +181,7 @@ class Experiment:
         from odyssey.adapt.loop import adapt
         from odyssey.blocks import pack_documents
         from odyssey.models import max_context
+        from odyssey.report.model_card import write_model_card
 
         cfg, r = self.cfg, self.cfg.recipe
         gdir = self.gen_dir(fraction, generation)
@@ -201,7 +202,10 @@ class Experiment:
             schedule=r.schedule, eval=r.eval, eval_every=per_epoch, save_every=per_epoch,
             keep_checkpoints=math.ceil(total / per_epoch) + 1, resume=True,
             allow_pickle=cfg.allow_pickle, trust_remote_code=cfg.trust_remote_code)
+        trained = not (gdir / "run" / "result.json").is_file()  # else adapt reuses the finished run
         result = adapt(acfg, progress=self.progress)
+        if trained:
+            write_model_card(gdir / "run")  # the run's card, as odyssey adapt writes it
         chosen = select_model(gdir / "run", gdir / "model", cfg.select)
         return {"train_documents": len(train_docs), "train_steps": result.steps, "train_tokens": result.tokens,
                 "train_seconds": result.seconds, **chosen}
