@@ -95,9 +95,8 @@ def general_corpus_dir(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _private_reference_cache(tmp_path_factory, monkeypatch):
-    """Each test profiles references into its own cache, never the user's."""
-    import odyssey.analysis.reference_cache as rc
-
-    folder = tmp_path_factory.mktemp("reference-cache")
-    monkeypatch.setattr(rc, "cache_dir", lambda: folder)
+def _private_home(tmp_path_factory, monkeypatch):
+    """Each test has its own $ODYSSEY_HOME (block and reference caches, energy.yaml), set where
+    the command line reads it: nothing is read from or written to the user's ~/.cache/odyssey."""
+    monkeypatch.setenv("ODYSSEY_HOME", str(tmp_path_factory.mktemp("home")))
+    monkeypatch.delenv("ODYSSEY_ENERGY_CONFIG", raising=False)

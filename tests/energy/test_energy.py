@@ -213,3 +213,31 @@ def test_study_domain_record_has_energy(tmp_path, tiny_corpus_dir):
                         result, seconds=3.0)
     assert rec["energy_kwh"] == pytest.approx(1.1) and rec["energy_method"] == "estimated"
     assert rec["delta_ppl_pct"] == 0.0  # the existing keys are kept
+
+
+def test_energy_settings_are_read_at_the_edge_and_recorded_in_the_run(tmp_path, monkeypatch, tiny_llama_dir,
+                                                                        tiny_corpus_dir):
+    from odyssey.cli import run as cli_run
+    from odyssey.config import load_yaml
+
+    named = tmp_path / "energy.yaml"
+    named.write_text("pue: 1.5\ngrid_intensity_g_per_kwh: 56\n")
+    monkeypatch.setenv("ODYSSEY_ENERGY_CONFIG", str(named))
+    assert EnergyMeter("cpu").config == EnergyConfig()  # the meter reads no environment
+    out = tmp_path / "run"
+    common = ["adapt", "--model", str(tiny_llama_dir), "--data", str(tiny_corpus_dir), "--out", str(out),
+              "--block-size", "32", "--batch-size", "2", "--max-steps", "2", "--save-every", "1", "--json",
+              "eval.max_tokens=100"]
+    assert cli_run([*common, "energy.country_iso_code=FRA"]) == 0
+    saved = load_yaml(out / "config.yaml")["energy"]  # the file's settings, then the command line's
+    assert (saved["pue"], saved["grid_intensity_g_per_kwh"], saved["country_iso_code"]) == (1.5, 56, "FRA")
+    (row, *_) = read_energy(out)
+    assert float(row["pue"]) == 1.5 and row["country_iso_code"] == "FRA"
+    # how a run is metered may change when it resumes (another machine, another grid)
+    import shutil
+
+    monkeypatch.delenv("ODYSSEY_ENERGY_CONFIG")
+    (out / "result.json").unlink()
+    shutil.rmtree(out / "checkpoint" / "step-000002")
+    assert cli_run([*common, "--resume"]) == 0
+    assert load_yaml(out / "config.yaml")["energy"]["pue"] == 1.0

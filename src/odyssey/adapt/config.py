@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from odyssey.adapt.mitigations.config import MitigationConfig
 from odyssey.config import StageConfig
+from odyssey.energy.config import EnergyConfig
 from odyssey.evaluate.config import EvalConfig
 
 
@@ -74,6 +75,9 @@ class AdaptConfig(StageConfig):
                                                                 description="extra trackers, as in HF TrainingArguments")
     mitigation: MitigationConfig = Field(default_factory=MitigationConfig,
                                          description="mitigations of failed adaptation and forgetting")
+    energy: EnergyConfig = Field(default_factory=EnergyConfig, description=(
+        "how the run's energy is measured or estimated and converted to emissions (odyssey adapt starts "
+        "from $ODYSSEY_HOME/energy.yaml or $ODYSSEY_ENERGY_CONFIG)"))
     resume: bool = Field(False, description="continue from the newest checkpoint in `out`")
     overwrite: bool = Field(False, description="delete an existing run in `out` first")
 
@@ -86,4 +90,5 @@ class AdaptConfig(StageConfig):
         return self
 
     # Fields that may differ between a run and its resumption.
-    RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = ("resume", "overwrite", "report_to", "out")
+    # energy: how the run is metered, not what it trains (and the machine may change).
+    RESUMABLE_CHANGES: ClassVar[tuple[str, ...]] = ("resume", "overwrite", "report_to", "out", "energy")

@@ -105,7 +105,8 @@ def adapt(config: AdaptConfig, *, accelerator=None, progress: bool = True) -> Ad
 def _run(config: AdaptConfig, accelerator, progress: bool) -> AdaptResult:
     run = setup(config, accelerator)
     try:
-        with measure_phase(run.out, "adapt", accelerator=run.accelerator, active=run.meters):  # OUT/energy.csv
+        with measure_phase(run.out, "adapt", accelerator=run.accelerator, active=run.meters,
+                           config=config.energy):  # OUT/energy.csv
             fit(run, progress=progress)
             return finish(run)
     except torch.OutOfMemoryError as e:
@@ -298,7 +299,7 @@ def fit(run: Run, progress: bool = True) -> None:
     tokens_per_step = cfg.train.batch_size * acc.num_processes * cfg.train.grad_accum * run.blocks.shape[1]
     bar = Progress(TextColumn("adapt"), BarColumn(), TextColumn("{task.completed}/{task.total} steps {task.fields[loss]}"),
                    TimeRemainingColumn(), disable=not (progress and acc.is_main_process), transient=True)
-    with bar, measure_phase(run.out, "train", accelerator=acc, active=run.meters):
+    with bar, measure_phase(run.out, "train", accelerator=acc, active=run.meters, config=cfg.energy):
         task = bar.add_task("adapt", total=run.total_steps, completed=state.step, loss="")
         while state.step < run.total_steps and not run.mit.should_stop(state):
             t0 = time.perf_counter()

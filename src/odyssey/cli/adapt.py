@@ -9,7 +9,9 @@ import typer
 from rich.table import Table
 
 from odyssey.adapt.config import AdaptConfig
+from odyssey.adapt.mitigations.registry import MITIGATIONS
 from odyssey.cli import make_console
+from odyssey.cli.edge import energy_section
 from odyssey.cli.options import option_for
 from odyssey.config import resolve
 
@@ -38,7 +40,7 @@ def adapt_command(
     allow_pickle: bool = option_for(AdaptConfig, "allow_pickle", "--allow-pickle"),
     trust_remote_code: bool = option_for(AdaptConfig, "trust_remote_code", "--trust-remote-code"),
     mitigation: str = typer.Option(None, "--mitigation", help=(
-        "comma list of mitigations: replay, l2sp, ewc, lora, freeze, early-stop, normalize, selective "
+        f"comma list of mitigations: {', '.join(MITIGATIONS.names())} "
         "(settings as overrides, e.g. mitigation.replay.ratio=0.25)")),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     overrides: list[str] = typer.Argument(None, help="dotted key=value overrides, e.g. optim.weight_decay=0.1"),
@@ -46,7 +48,7 @@ def adapt_command(
     """Adapt a model to a domain; evaluate it before, during and after."""
     from odyssey.adapt.loop import adapt
 
-    cfg = resolve(AdaptConfig, config, overrides, values={
+    cfg = resolve(AdaptConfig, config, overrides, base={"energy": energy_section()}, values={
         "model": model, "data": data, "out": str(out) if out else None, "general": general,
         "optim.lr": lr, "train.epochs": epochs, "train.max_steps": max_steps, "train.batch_size": batch_size,
         "train.grad_accum": grad_accum, "train.block_size": block_size, "eval_every": eval_every,
@@ -131,7 +133,8 @@ def pretrain_command(
 
     name = preset or "default"
     data_default, out_default = default_pretrain_paths(name) if not (data and out) else (None, None)
-    cfg = resolve(PretrainConfig, config, overrides, base=RECIPES.get(name, {"preset": name}), values={
+    base = {**RECIPES.get(name, {"preset": name}), "energy": energy_section()}
+    cfg = resolve(PretrainConfig, config, overrides, base=base, values={
         # a recipe name (default, saturated) sets the shape itself; another name is a shape
         "preset": None if name in RECIPES else preset, "data": data or data_default,
         "out": str(out or out_default), "vocab_size": vocab_size, "train.epochs": epochs,

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from odyssey.cli import make_console
+from odyssey.cli.edge import energy_config
 from odyssey.cli.options import option_for
 from odyssey.config import resolve
 from odyssey.evaluate.config import EvalConfig
@@ -50,7 +51,8 @@ def evaluate_command(
         "progress": progress,
     })
     result = evaluate(model, data, cfg, out_dir=out, revision=revision, allow_pickle=allow_pickle,
-                      trust_remote_code=trust_remote_code)
+                      trust_remote_code=trust_remote_code,
+                      energy=energy_config())
     if as_json:
         summary = {k: finite_or_none(v) if isinstance(v, float) else v for k, v in result.summary().items()}
         print(json.dumps({**summary, "model": result.model, "data": result.data,

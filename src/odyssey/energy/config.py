@@ -5,6 +5,10 @@ The defaults are documented assumptions; override them in ``$ODYSSEY_HOME/energy
 
     grid_intensity_g_per_kwh: 56     # France, 2023
     country_iso_code: FRA
+
+or per run (``energy.pue=1.2`` on the ``odyssey adapt`` command line). The command line
+reads that file once (:func:`load_energy_config`) and passes the settings down: an adapt
+run records them in its ``config.yaml`` (``energy:``); the meter reads no environment.
 """
 
 from __future__ import annotations
@@ -49,11 +53,13 @@ class EnergyConfig(StageConfig):
                                 "which at 100+ W can be under a minute)")
 
 
-def load_energy_config() -> EnergyConfig:
-    """The energy settings: defaults, then ``$ODYSSEY_ENERGY_CONFIG`` if set, else
-    ``$ODYSSEY_HOME/energy.yaml`` if it exists."""
-    from odyssey.io import odyssey_home
+def load_energy_config(home: str | os.PathLike, file: str | os.PathLike | None = None) -> EnergyConfig:
+    """The energy settings: defaults, then the YAML ``file`` if one is named (it must
+    exist), else ``home/energy.yaml`` if it exists. The command line calls it once, with
+    ``$ODYSSEY_HOME`` and ``$ODYSSEY_ENERGY_CONFIG``.
 
-    named = os.environ.get("ODYSSEY_ENERGY_CONFIG")
-    path = Path(named) if named else odyssey_home() / "energy.yaml"
-    return resolve(EnergyConfig, path) if named or path.is_file() else EnergyConfig()
+    >>> load_energy_config(odyssey_home(), os.environ.get("ODYSSEY_ENERGY_CONFIG")).pue
+    1.0
+    """
+    path = Path(file) if file else Path(home) / "energy.yaml"
+    return resolve(EnergyConfig, path) if file or path.is_file() else EnergyConfig()

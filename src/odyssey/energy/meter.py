@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from odyssey.energy.config import EnergyConfig, load_energy_config
+from odyssey.energy.config import EnergyConfig
 from odyssey.io import atomic_write
 
 ENERGY_CSV = "energy.csv"
@@ -221,7 +221,7 @@ class EnergyMeter:
 
     def __init__(self, device="cpu", *, gpus: list[int] | None = None, config: EnergyConfig | None = None,
                  phase: str = ""):
-        self.config = config or load_energy_config()
+        self.config = config or EnergyConfig()
         self.device = str(device)
         self.phase = phase
         self.cuda = self.device.startswith("cuda")
@@ -332,7 +332,7 @@ def _machine() -> dict:
 
 def energy_row(phase: str, reading: EnergyReading, config: EnergyConfig | None = None, parent: str = "") -> dict:
     """One ``energy.csv`` row (CodeCarbon's columns and units, then odyssey's)."""
-    config = config or load_energy_config()
+    config = config or EnergyConfig()
     pue, d = config.pue, max(reading.duration, 1e-9)
     cpu, gpu, ram = (j * pue / J_PER_KWH for j in (reading.cpu_j, reading.gpu_j, reading.ram_j))
     total = cpu + gpu + ram
@@ -404,6 +404,7 @@ def measure_phase(run_dir: str | os.PathLike, phase: str, *, device="cpu", accel
 
     With an ``accelerator`` (accelerate), only the main process measures and records, on
     the accelerator's device (all visible GPUs when there are several processes).
+    ``config``: the run's energy settings (default: :class:`EnergyConfig`'s defaults).
     ``active`` is a list of the meters currently running: the new meter joins it for the
     block (so work counted into every active meter reaches it too), and a meter started
     while another runs records that one's phase as its ``parent_phase``. The row is

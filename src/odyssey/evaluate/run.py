@@ -169,10 +169,13 @@ def _result(per_document, token_ids, nll, L, S, config, model=None, data=None) -
 
 
 def evaluate(model: str, data: str, config: EvalConfig | None = None, *, out_dir=None, revision=None,
-             allow_pickle: bool = False, trust_remote_code: bool = False) -> EvalResult:
+             allow_pickle: bool = False, trust_remote_code: bool = False, energy=None) -> EvalResult:
     """Load ``model`` (hub id, local path or odyssey run directory) and the documents
     ``data`` names (``CORPUS[:split]``, default split ``test``, or a text/JSONL path),
     evaluate, and write ``eval.json`` + ``tokens.safetensors`` to ``out_dir`` if given.
+
+    ``energy``: the settings of its ``energy.csv`` row (an
+    :class:`~odyssey.energy.config.EnergyConfig`; the command line passes the user's).
 
     >>> r = evaluate("runs/legal", "corpora/legal:test", EvalConfig(stride=256), out_dir="evals/legal")
     """
@@ -183,7 +186,7 @@ def evaluate(model: str, data: str, config: EvalConfig | None = None, *, out_dir
     config = config or EvalConfig()
     _check_device(config.device)
     # energy.csv in out_dir (odyssey.energy): measured from loading to saving
-    with measure_phase(out_dir, "evaluate", device=config.device) if out_dir is not None \
+    with measure_phase(out_dir, "evaluate", device=config.device, config=energy) if out_dir is not None \
             else contextlib.nullcontext() as meter:
         documents = load_documents(data, default_split="test")
         tokenizer = load_tokenizer(model, revision=revision, trust_remote_code=trust_remote_code)
