@@ -38,3 +38,12 @@ class WriteError(OdysseyError):
 
 class InUseError(OdysseyError):
     """Another process holds the lock of a run or study directory (see :mod:`odyssey.runlock`)."""
+
+
+class MissingDependencyError(OdysseyError, ImportError):
+    """An optional package is not installed; the hint names the extra of odyssey that brings it.
+    Also an ``ImportError``, so code that tries an optional import still catches it."""
+
+    def __init__(self, package: str, extra: str, needed_for: str):
+        super().__init__(f"{needed_for} needs {package}, which is not installed",
+                         f"pip install 'odyssey[{extra}]'")

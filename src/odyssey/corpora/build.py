@@ -21,7 +21,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from odyssey import __version__
@@ -169,7 +169,7 @@ def _build(
         srcs = sources()
         manifest = {
             "name": name,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "odyssey_version": __version__,
             "config": config.model_dump(mode="json"),
             "sources": srcs,

@@ -17,7 +17,12 @@ from __future__ import annotations
 
 import re
 
-from datasketch import MinHash, MinHashLSH
+from odyssey.errors import MissingDependencyError
+
+try:
+    from datasketch import MinHash, MinHashLSH
+except ImportError as e:  # the similarity extra
+    raise MissingDependencyError("datasketch", "similarity", "near-duplicate detection") from e
 
 _WORD = re.compile(r"\w+")
 

@@ -25,11 +25,16 @@ p[i,K-1,j]``, k ascending, each addition rounded to float32. It is bit-exact to
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import torch
 
+from odyssey.errors import MissingDependencyError
 from odyssey.lmul.reference import FORMATS, check_mantissa, offset_exponent
+
+try:
+    import numba
+except ImportError as e:  # the lmul extra
+    raise MissingDependencyError("numba", "lmul", "L-Mul's compiled CPU kernels") from e
 
 SIGN = 0x80000000
 MAG = 0x7FFFFFFF
