@@ -139,8 +139,8 @@ def test_body_and_head_split_is_taken(tiny_model_dir):
 
 @pytest.mark.parametrize("use_numpy", [True, False])
 def test_cpu_head_gemm_routes_equal_naive(tiny_model_dir, monkeypatch, use_numpy):
-    """Whichever GEMM the CPU head timing picks (numpy's OpenBLAS or torch's), the
-    numbers are the naive ones."""
+    """Whichever GEMM the CPU head runs on (numpy's OpenBLAS or torch's), the numbers
+    are the naive ones."""
     from odyssey.evaluate import nll as nll_mod
 
     def wrap(head, device, total_rows):
@@ -156,14 +156,31 @@ def test_cpu_head_gemm_routes_equal_naive(tiny_model_dir, monkeypatch, use_numpy
         np.testing.assert_allclose(g, np.asarray(want, dtype=np.float32), rtol=1e-4, atol=1e-4)
 
 
-def test_cpu_head_timing_picks_one_route():
-    from odyssey.evaluate.nll import _CpuHead
+@pytest.mark.parametrize(("vendor", "blas", "mkl", "numpy_route"), [
+    ("AuthenticAMD", {"openblas"}, True, True), ("GenuineIntel", {"openblas"}, True, False),
+    ("AuthenticAMD", {"mkl"}, True, False), ("AuthenticAMD", {"openblas"}, False, False), (None, set(), False, False)])
+def test_gemm_route_is_a_rule_of_the_machine(vendor, blas, mkl, numpy_route):
+    from odyssey.evaluate.nll import gemm_rule
 
-    torch.manual_seed(0)
-    head = torch.nn.Linear(16, 300, bias=True)
-    wrapped = _CpuHead(head)
-    x = torch.randn(40, 16)
-    with torch.inference_mode():
-        y = wrapped(x)
-    assert wrapped.use_numpy in (True, False)
-    torch.testing.assert_close(y, head(x).detach(), rtol=1e-5, atol=1e-5)
+    assert gemm_rule(vendor, blas, mkl) is numpy_route
+
+
+def test_repeated_evaluation_is_bit_identical_whatever_the_timings(tiny_model_dir, monkeypatch):
+    """The GEMM route used to be picked by timing the two on the first chunk: under a
+    varying load the pick changed between runs, and with it the last bits of every NLL.
+    Here the clock says numpy is 10x faster in one run and 10x slower in the other."""
+    import itertools
+    import time
+
+    model, tok = _load(tiny_model_dir)
+    ids = [np.asarray(tok(d["text"], add_special_tokens=False).input_ids) for d in _docs(tok)] * 12
+    runs = []
+    for numpy_seconds in (0.1, 10.0):
+        # A timing reads the clock before and after each GEMM: torch's takes 1 s, numpy's 0.1 or 10.
+        clock = itertools.accumulate(itertools.cycle([1.0, 1.0, 1.0, numpy_seconds]))
+        monkeypatch.setattr(time, "perf_counter", lambda clock=clock: next(clock))
+        got = token_nlls(model, ids, prefix_id=tok.eos_token_id, context_length=33, stride=16, batch_size=3)
+        runs.append(np.concatenate(got))
+    monkeypatch.undo()
+    assert runs[0].tobytes() == runs[1].tobytes()
+    assert float(np.sum(runs[0], dtype=np.float64)) == float(np.sum(runs[1], dtype=np.float64))

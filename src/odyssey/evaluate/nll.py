@@ -12,9 +12,12 @@ runs ``model(ids).logits`` per window and takes a full-vocabulary ``log_softmax`
   only on the scored, non-padding positions (with stride ``L // 2`` about half of
   them), in chunks small enough that the ``(rows, vocab)`` logits stay in cache-
   and allocator-friendly buffers instead of one ``(B, T, vocab)`` tensor.
-- **A slow GEMM.** On CPU the head's float32 matmul is timed once against numpy's
-  OpenBLAS (exact float32 too); the faster runs the rest. Intel's MKL, which torch
-  uses, runs well below peak on AMD CPUs, where OpenBLAS can be ~1.5x faster.
+- **A slow GEMM.** Intel's MKL, which torch uses on x86, runs well below peak on AMD
+  CPUs, where numpy's OpenBLAS is ~1.5x faster on the head's float32 matmul; there the
+  head runs on OpenBLAS (exact float32 too). The route is a fixed rule of the machine
+  (CPU vendor, BLAS libraries), never a timing: a route chosen by timing changed with
+  the load of the machine, and the two GEMMs round differently, so a repeated
+  evaluation differed in the last bits (nll_sum by ~1e-9 relative).
 - **Per-request Python.** Index arrays are built once per batch with numpy; results
   go back to the host once per batch.
 - ``torch.inference_mode``, ``use_cache=False`` (no key/value cache is built).
@@ -23,13 +26,19 @@ The head is applied separately only when that reproduces the model's own logits
 (checked once, on a short probe, against ``model(ids).logits``); a model that
 post-processes its logits (soft-capping, scaling) falls back to the full forward.
 NLLs are always computed in float32 from the logits.
+
+Reproducibility: on one machine, with the same model, data, settings, thread count and
+libraries, per-token NLLs are bit-identical from run to run, and so are their sums
+(float64, in document order). Another thread count can change OpenBLAS's summation
+order, and another machine or library another kernel: per-token NLLs then agree to
+about 1e-5 nats (float32 rounding), sums to about 1e-8 relative.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -128,36 +137,23 @@ class _Scorer:
 
 
 class _CpuHead:
-    """A float32 ``nn.Linear`` head on CPU, run by torch's GEMM or numpy's (OpenBLAS),
-    whichever a timing on the first large chunk finds faster. Both are exact float32."""
-
-    CALIBRATE_ROWS = 32
+    """A float32 ``nn.Linear`` head on CPU run by numpy's GEMM (OpenBLAS), where that is
+    the faster one (see :func:`numpy_gemm_is_faster`). Exact float32 like torch's."""
 
     def __init__(self, head: torch.nn.Linear):
         self.head = head
         self.weight_t = head.weight.detach().numpy().T  # (H, V), a view
         self.bias = None if head.bias is None else head.bias.detach().numpy()
-        self.use_numpy: bool | None = None
+        self.use_numpy = True
 
     @classmethod
     def wrap(cls, head, device: torch.device, total_rows: int):
-        """``head`` itself unless the numpy route can apply and the work is worth a timing."""
+        """``head`` itself unless the numpy route applies and is the faster one here."""
         fits = (device.type == "cpu" and type(head) is torch.nn.Linear and head.weight.dtype == torch.float32
-                and not torch.is_autocast_enabled("cpu") and total_rows >= 16 * cls.CALIBRATE_ROWS)
-        return cls(head) if fits and _has_threadpoolctl() else head
+                and not torch.is_autocast_enabled("cpu"))
+        return cls(head) if fits and _has_threadpoolctl() and numpy_gemm_is_faster() else head
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.use_numpy is None and x.shape[0] >= self.CALIBRATE_ROWS:
-            t_torch, t_numpy = [], []
-            for _ in range(2):  # the first call of each may pay a one-time setup
-                t = time.perf_counter()
-                a = self.head(x)
-                t_torch.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                b = self._numpy(x)
-                t_numpy.append(time.perf_counter() - t)
-            self.use_numpy = min(t_numpy) < 0.9 * min(t_torch)
-            return b if self.use_numpy else a
         return self._numpy(x) if self.use_numpy else self.head(x)
 
     def _numpy(self, x: torch.Tensor) -> torch.Tensor:
@@ -165,6 +161,37 @@ class _CpuHead:
         if self.bias is not None:
             out += self.bias
         return torch.from_numpy(out)
+
+
+@functools.cache
+def numpy_gemm_is_faster() -> bool:
+    """Whether the head's GEMM runs on numpy here: a fixed property of the machine, so
+    that every evaluation on it takes the same route (and gives the same bits)."""
+    from threadpoolctl import threadpool_info
+
+    return gemm_rule(_cpu_vendor(), {i.get("internal_api") for i in threadpool_info() if i.get("user_api") == "blas"},
+                     torch.backends.mkl.is_available())
+
+
+def gemm_rule(cpu_vendor: str | None, numpy_blas: set[str], torch_has_mkl: bool) -> bool:
+    """numpy's OpenBLAS on AMD CPUs when torch would use MKL (slow there, ~1.5x on the
+    head); torch's own GEMM everywhere else.
+
+    >>> gemm_rule("AuthenticAMD", {"openblas"}, True), gemm_rule("GenuineIntel", {"openblas"}, True)
+    (True, False)
+    """
+    return cpu_vendor == "AuthenticAMD" and "openblas" in numpy_blas and torch_has_mkl
+
+
+def _cpu_vendor() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def _has_threadpoolctl() -> bool:
