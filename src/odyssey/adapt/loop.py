@@ -203,9 +203,9 @@ def setup(cfg: AdaptConfig, accelerator=None) -> Run:
 
 def validate(run: Run) -> dict[str, dict]:
     """Evaluate on every eval set; log and return the summaries (main process)."""
-    from odyssey.energy.meter import forward_tokens
     from odyssey.evaluate.config import EvalConfig
     from odyssey.evaluate.run import evaluate_documents
+    from odyssey.evaluate.windows import forward_tokens
 
     acc, results = run.accelerator, {}
     # Sharded weights (FSDP, ZeRO-3) are gathered inside the forward pass, which every process

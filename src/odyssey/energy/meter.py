@@ -197,15 +197,6 @@ def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def forward_tokens(result) -> int:
-    """Tokens an evaluation forwarded through the model (its windows' inputs: with a stride
-    below the context length, more than the tokens it scored)."""
-    from odyssey.evaluate.windows import rolling_windows
-
-    return sum(w.n_inputs for doc in result.per_document
-               for w in rolling_windows(doc["tokens"], result.context_length, result.stride))
-
-
 class EnergyMeter:
     """Measures the energy between :meth:`start` and :meth:`stop` (or a ``with`` block).
 

@@ -180,7 +180,8 @@ def evaluate(model: str, data: str, config: EvalConfig | None = None, *, out_dir
     >>> r = evaluate("runs/legal", "corpora/legal:test", EvalConfig(stride=256), out_dir="evals/legal")
     """
     from odyssey.corpora.store import load_documents
-    from odyssey.energy.meter import forward_tokens, measure_phase
+    from odyssey.energy.meter import measure_phase
+    from odyssey.evaluate.windows import forward_tokens
     from odyssey.models import load_model, load_tokenizer
 
     config = config or EvalConfig()

@@ -54,6 +54,14 @@ class Window:
         return self.score_end - self.score_start
 
 
+def forward_tokens(result) -> int:
+    """Tokens an evaluation ``result`` (an :class:`~odyssey.evaluate.run.EvalResult`) forwarded
+    through the model: its windows' inputs, with a stride below the context length more
+    than the tokens it scored. The energy estimate counts these."""
+    return sum(w.n_inputs for doc in result.per_document
+               for w in rolling_windows(doc["tokens"], result.context_length, result.stride))
+
+
 def rolling_windows(n_targets: int, context_length: int, stride: int) -> list[Window]:
     """The windows that score ``n_targets`` tokens with context ``context_length`` and
     stride ``stride`` (see the module docstring for the drawing).
