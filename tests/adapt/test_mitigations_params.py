@@ -94,3 +94,20 @@ def test_lora_with_freeze_puts_adapters_on_the_top_layers_only(tmp_path, tiny_mo
     names = [n for n, p in run.model.named_parameters() if p.requires_grad]
     path, _ = find_layers(load_model(tiny_model_dir))
     assert names and all(f"{path}.1." in n and "lora_" in n for n in names)
+
+
+def test_resuming_a_lora_run_without_its_adapter_says_what_to_do(tmp_path, tiny_llama_dir, tiny_corpus_dir):
+    import shutil
+
+    from odyssey.adapt.loop import adapt
+    from odyssey.errors import ConfigError
+
+    over = {"mitigation.methods": "[lora]", "save_every": 1, "train.max_steps": 2, "eval.max_tokens": 100}
+    out = tmp_path / "lora"
+    adapt(make_cfg(tiny_llama_dir, tiny_corpus_dir, out, **over), progress=False)
+    (out / "result.json").unlink()
+    shutil.rmtree(out / "checkpoint" / "step-000002")
+    (out / "checkpoint" / "step-000001" / "adapter_model.safetensors").unlink()
+    with pytest.raises(ConfigError, match="holds no LoRA adapter") as err:
+        adapt(make_cfg(tiny_llama_dir, tiny_corpus_dir, out, resume=True, **over), progress=False)
+    assert "--overwrite" in err.value.hint

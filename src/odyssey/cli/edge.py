@@ -8,6 +8,7 @@ here and hands them to the stage (an adapt run records them in its ``config.yaml
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 ENERGY_CONFIG_VAR = "ODYSSEY_ENERGY_CONFIG"
 
@@ -16,9 +17,14 @@ def energy_config():
     """The energy settings: ``$ODYSSEY_ENERGY_CONFIG`` if set, else
     ``$ODYSSEY_HOME/energy.yaml`` if it exists, else the defaults."""
     from odyssey.energy.config import load_energy_config
+    from odyssey.errors import ConfigError
     from odyssey.io import odyssey_home
 
-    return load_energy_config(odyssey_home(), os.environ.get(ENERGY_CONFIG_VAR))
+    named = os.environ.get(ENERGY_CONFIG_VAR)
+    if named and not Path(named).is_file():
+        raise ConfigError(f"${ENERGY_CONFIG_VAR} names {named}, which is not a file",
+                          "point it at a YAML file of energy settings (odyssey.energy.config), or unset it")
+    return load_energy_config(odyssey_home(), named)
 
 
 def energy_section() -> dict:
