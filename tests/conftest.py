@@ -100,3 +100,26 @@ def _private_home(tmp_path_factory, monkeypatch):
     the command line reads it: nothing is read from or written to the user's ~/.cache/odyssey."""
     monkeypatch.setenv("ODYSSEY_HOME", str(tmp_path_factory.mktemp("home")))
     monkeypatch.delenv("ODYSSEY_ENERGY_CONFIG", raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory, tiny_llama_dir):
+    """The tiny Llama as a Q4_1 GGUF file (llama.cpp's layout and metadata), alone in its folder."""
+    from gguf_helpers import write_tiny_gguf
+
+    return write_tiny_gguf(tiny_llama_dir, tmp_path_factory.mktemp("tiny-gguf") / "tiny-llama.Q4_1.gguf", "Q4_1")
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_dir(tmp_path_factory, tiny_llama_dir):
+    """A LoRA adapter (peft layout, nonzero weights, no tokenizer) on the tiny Llama."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny-adapter")
+    torch.manual_seed(1)
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                 init_lora_weights=False, task_type="CAUSAL_LM"))
+    peft_model.save_pretrained(out)  # adapter_config.json names tiny_llama_dir as the base
+    return out
