@@ -1,6 +1,7 @@
 """The evaluate stage: bits per byte, sums, saved outputs, document selection, errors."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -60,8 +61,12 @@ def test_bits_per_byte_by_hand_and_sums_add_up(gpt2):
         assert ids.tolist() == tok(TEXTS[int(d["id"][3:])], add_special_tokens=False).input_ids
         if d["tokens"]:
             assert d["perplexity"] == pytest.approx(math.exp(d["nll_sum"] / d["tokens"]))
-    assert r.summary().keys() == {"perplexity", "bits_per_byte", "tokens", "bytes", "documents", "nll_sum",
-                                  "context_length", "stride"}
+    assert r.summary().keys() == {"perplexity", "bits_per_byte", "word_perplexity", "byte_perplexity", "tokens",
+                                  "bytes", "words", "documents", "nll_sum", "context_length", "stride"}
+    # lm-evaluation-harness's definitions: words split on whitespace runs, per document
+    assert r.words == sum(len(re.split(r"\s+", t)) for t in TEXTS)
+    assert r.word_perplexity == pytest.approx(math.exp(nll_nats / r.words), rel=1e-12)
+    assert r.byte_perplexity == pytest.approx(math.exp(nll_nats / n_bytes), rel=1e-12)
 
 
 def test_default_window_is_model_max_and_half_stride(llama):

@@ -40,7 +40,7 @@ from odyssey.corpora.store import is_corpus_dir, iter_split, load_documents, par
 from odyssey.energy import measure_phase
 from odyssey.errors import ConfigError, TrainingError
 from odyssey.io import read_json, write_json
-from odyssey.models import check_tokenizer_fits, load_tokenizer, max_context
+from odyssey.models import check_tokenizer_fits, load_tokenizer, max_context, model_source
 from odyssey.runlock import run_lock
 
 
@@ -57,6 +57,7 @@ class AdaptResult:
     mitigation: dict = field(default_factory=dict)  # method -> what it did (counts, best step, ...)
     best_step: int | None = None  # early-stop: the step whose weights OUT/model holds
     stopped_at: int | None = None  # early-stop: the step training stopped at, if before the end
+    model_source: dict | None = None  # the GGUF file (quantization type) the base was dequantized from
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -338,6 +339,7 @@ def finish(run: Run) -> AdaptResult:
     result = AdaptResult(str(run.out), state.step, state.tokens, round(state.seconds, 3),
                          int(run.blocks.shape[1]), evals, run.mit.info, best_step,
                          state.step if state.step < run.total_steps and run.mit.should_stop(state) else None)
+    result.model_source = model_source(acc.unwrap_model(run.model))
     # A collective under FSDP/DeepSpeed: every process calls it.
     state_dict = acc.get_state_dict(run.model) if final_model is None else None
     if acc.is_main_process:

@@ -18,8 +18,12 @@ console = make_console()
 
 
 def evaluate_command(
-    model: str = typer.Option(None, "--model", help="hub id, local path or odyssey run directory"),
+    model: str = typer.Option(None, "--model", help="hub id, local or run directory, .gguf file, adapter "
+                              "directory, or a name from `odyssey models`"),
     data: str = typer.Option(None, "--data", help="CORPUS[:split] (default split test) or a .txt/.jsonl path"),
+    tasks: str = typer.Option(None, "--tasks", help="lm-evaluation-harness tasks to run too, comma-separated "
+                              "(odyssey-general: offline, from the default world's general test split)"),
+    task_limit: int = typer.Option(None, "--task-limit", help="documents per task (default: all)"),
     out: Path = typer.Option(None, "--out", help="directory for eval.json and tokens.safetensors"),
     config: Path = typer.Option(None, "--config", help="YAML file with an EvalConfig"),
     context_length: int = option_for(EvalConfig, "context_length", "--context-length"),
@@ -51,11 +55,12 @@ def evaluate_command(
         "progress": progress,
     })
     result = evaluate(model, data, cfg, out_dir=out, revision=revision, allow_pickle=allow_pickle,
-                      trust_remote_code=trust_remote_code,
+                      trust_remote_code=trust_remote_code, tasks=tasks, task_limit=task_limit,
                       energy=energy_config())
     if as_json:
         summary = {k: finite_or_none(v) if isinstance(v, float) else v for k, v in result.summary().items()}
         print(json.dumps({**summary, "model": result.model, "data": result.data,
+                          "model_source": result.model_source, "tasks": result.tasks,
                           "out": str(out) if out else None}))
         return
     render_result(result, out)
@@ -67,13 +72,34 @@ def render_result(result, out: Path | None = None) -> None:
     table.add_column("value", justify="right")
     table.add_row("perplexity", f"{result.perplexity:.4f}")
     table.add_row("bits/byte", f"{result.bits_per_byte:.4f}")
+    table.add_row("word perplexity (lm-eval)", f"{result.word_perplexity:.4f}")
+    table.add_row("byte perplexity (lm-eval)", f"{result.byte_perplexity:.4f}")
     table.add_row("tokens", f"{result.tokens:,}")
     table.add_row("bytes", f"{result.bytes:,}")
     table.add_row("documents", f"{result.documents:,}")
     table.add_row("window", f"context {result.context_length}, stride {result.stride}")
+    if result.model_source:
+        table.add_row("dequantized from", f"{result.model_source.get('file')} "
+                      f"({result.model_source.get('quantization')})")
     console.print(table)
+    if result.tasks:
+        render_tasks(result.tasks)
     if out:
         console.print(f"per-token NLLs saved to {out}")
+
+
+def render_tasks(tasks: dict[str, dict]) -> None:
+    """Accuracy (± standard error) of each lm-evaluation-harness task."""
+    table = Table(title="lm-evaluation-harness tasks")
+    for col in ("task", "metric", "value", "± stderr", "n"):
+        table.add_column(col, justify="left" if col in ("task", "metric") else "right")
+    for task, row in tasks.items():
+        for metric, value in row.items():
+            if metric in ("n", "higher_is_better") or metric.endswith("_stderr") or value is None:
+                continue
+            err = row.get(f"{metric}_stderr")
+            table.add_row(task, metric, f"{value:.4f}", "" if err is None else f"{err:.4f}", str(row.get("n") or ""))
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

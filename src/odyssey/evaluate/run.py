@@ -6,6 +6,9 @@ Definitions (one number, one definition; see :mod:`odyssey.evaluate.windows`):
   ``[eos] + ids`` so its first token counts too; ``tokens`` = number of ids;
 - perplexity is token-weighted over all documents, ``exp(sum NLL / tokens)``;
 - bits per byte is ``sum NLL / ln 2 / UTF-8 bytes`` of the documents' text;
+- word and byte perplexity are lm-evaluation-harness's (its ``wikitext`` task):
+  ``exp(sum NLL / words)`` and ``exp(sum NLL / bytes)``, words counted as the harness
+  counts them (:func:`count_words`), so figures compare with it directly;
 - the window (context length ``L``) and stride ``S`` are recorded with the result.
 
 A run directory gets ``eval.json`` (summary, per-document figures, config, model and
@@ -18,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,8 +35,15 @@ from odyssey.io import atomic_write, read_json, write_json
 
 EVAL_JSON = "eval.json"
 TOKENS_FILE = "tokens.safetensors"
-SUMMARY_KEYS = ("perplexity", "bits_per_byte", "tokens", "bytes", "documents", "nll_sum",
-                "context_length", "stride")
+SUMMARY_KEYS = ("perplexity", "bits_per_byte", "word_perplexity", "byte_perplexity", "tokens", "bytes",
+                "words", "documents", "nll_sum", "context_length", "stride")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def count_words(text: str) -> int:
+    """Words as lm-evaluation-harness counts them for word perplexity (``Task.count_words``):
+    ``"a b\nc"`` -> 3; the empty string counts 1, as there."""
+    return len(_WHITESPACE.split(text))
 
 
 @dataclass
@@ -55,6 +66,11 @@ class EvalResult:
     model: str | None = None
     data: str | None = None
     data_sha256: str | None = None
+    words: int = 0
+    word_perplexity: float = float("nan")
+    byte_perplexity: float = float("nan")
+    model_source: dict | None = None  # the GGUF file (quantization type) the model was dequantized from
+    tasks: dict | None = None  # lm-evaluation-harness task accuracies, when tasks were asked for
 
     def summary(self) -> dict:
         return {k: getattr(self, k) for k in SUMMARY_KEYS}
@@ -119,7 +135,7 @@ def evaluate_documents(model, tokenizer, documents: list[dict],
     >>> result = evaluate_documents(model, tok, [{"text": "Hello world", "id": "a"}])
     >>> result.perplexity, result.bits_per_byte
     """
-    from odyssey.models import check_tokenizer_fits, max_context
+    from odyssey.models import check_tokenizer_fits, max_context, model_source
 
     config = config or EvalConfig()
     check_tokenizer_fits(model, tokenizer)
@@ -137,13 +153,14 @@ def evaluate_documents(model, tokenizer, documents: list[dict],
     result = _result(per_document, [x.astype(np.int32) for x in ids], nll, L, S,
                      config.model_dump(mode="json"))
     result.data_sha256 = _texts_sha256(docs)
+    result.model_source = model_source(model)
     return result
 
 
 def _doc_row(doc: dict, index: int, tokens: int, nll_sum: float) -> dict:
     n_bytes = len(doc["text"].encode("utf-8"))
     return {"id": str(doc["id"]) if doc.get("id") is not None else str(index), "tokens": tokens,
-            "bytes": n_bytes, "nll_sum": nll_sum,
+            "bytes": n_bytes, "words": count_words(doc["text"]), "nll_sum": nll_sum,
             "perplexity": metrics.finite_or_none(metrics.perplexity(nll_sum, tokens)),
             "bits_per_byte": metrics.finite_or_none(metrics.bits_per_byte(nll_sum, n_bytes))}
 
@@ -161,18 +178,26 @@ def _texts_sha256(docs: list[dict]) -> str:
 def _result(per_document, token_ids, nll, L, S, config, model=None, data=None) -> EvalResult:
     nll_sum, tokens = metrics.total((d["nll_sum"], d["tokens"]) for d in per_document)
     n_bytes = sum(d["bytes"] for d in per_document)
+    # evaluations saved before word counts existed have none: their word perplexity is unknown
+    words = sum(d["words"] for d in per_document) if all("words" in d for d in per_document) else 0
     return EvalResult(perplexity=metrics.perplexity(nll_sum, tokens),
                       bits_per_byte=metrics.bits_per_byte(nll_sum, n_bytes), nll_sum=nll_sum,
                       tokens=tokens, bytes=n_bytes, documents=len(per_document), context_length=L,
                       stride=S, per_document=per_document, token_ids=token_ids, nll=nll,
-                      config=config, model=model, data=data)
+                      config=config, model=model, data=data, words=words,
+                      word_perplexity=metrics.perplexity(nll_sum, words),
+                      byte_perplexity=metrics.perplexity(nll_sum, n_bytes))
 
 
 def evaluate(model: str, data: str, config: EvalConfig | None = None, *, out_dir=None, revision=None,
-             allow_pickle: bool = False, trust_remote_code: bool = False, energy=None) -> EvalResult:
-    """Load ``model`` (hub id, local path or odyssey run directory) and the documents
-    ``data`` names (``CORPUS[:split]``, default split ``test``, or a text/JSONL path),
-    evaluate, and write ``eval.json`` + ``tokens.safetensors`` to ``out_dir`` if given.
+             allow_pickle: bool = False, trust_remote_code: bool = False, tasks=None,
+             task_limit: int | None = None, energy=None) -> EvalResult:
+    """Load ``model`` (hub id, local or run directory, ``.gguf`` file, adapter directory or
+    short name) and the documents ``data`` names (``CORPUS[:split]``, default split
+    ``test``, or a text/JSONL path), evaluate, and write ``eval.json`` +
+    ``tokens.safetensors`` to ``out_dir`` if given. ``tasks`` (names or ``"a,b"``) also
+    runs lm-evaluation-harness tasks on the loaded model (:mod:`odyssey.evaluate.harness`;
+    ``task_limit`` documents each), whose accuracies go into ``result.tasks``.
 
     ``energy``: the settings of its ``energy.csv`` row (an
     :class:`~odyssey.energy.config.EnergyConfig`; the command line passes the user's).
@@ -195,6 +220,11 @@ def evaluate(model: str, data: str, config: EvalConfig | None = None, *, out_dir
                         allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
         result = evaluate_documents(lm, tokenizer, documents, config)
         result.model, result.data = str(model), str(data)
+        if tasks:
+            from odyssey.evaluate.harness import task_accuracy
+
+            result.tasks = task_accuracy(lm, tokenizer, tasks, batch_size=config.batch_size, limit=task_limit,
+                                         work_dir=None if out_dir is None else Path(out_dir) / "tasks")
         if out_dir is not None:
             save_eval(result, out_dir)
             meter.add_tokens(lm, forward_tokens(result), training=False)
@@ -229,6 +259,7 @@ def save_eval(result: EvalResult, out_dir: str | os.PathLike) -> None:
     write_json(out / EVAL_JSON, {
         **{k: metrics.finite_or_none(v) if isinstance(v, float) else v for k, v in result.summary().items()},
         "model": result.model, "data": result.data, "data_sha256": result.data_sha256,
+        "model_source": result.model_source, "tasks": result.tasks,
         "config": result.config,
         "per_document": result.per_document,
     })
@@ -253,6 +284,7 @@ def load_eval(out_dir: str | os.PathLike) -> EvalResult:
                      meta["context_length"], meta["stride"], meta.get("config", {}),
                      meta.get("model"), meta.get("data"))
     result.data_sha256 = meta.get("data_sha256")
+    result.model_source, result.tasks = meta.get("model_source"), meta.get("tasks")
     return result
 
 

@@ -103,6 +103,7 @@ def gather(run_dir: Path, config: dict, result: dict, base_model: str, probes: d
         "name": run_dir.resolve().name, "base_model": _model_name(base_model),
         "base_model_hub_id": hub_id(base_model), "run_dir": str(run_dir),
         "architecture": _architecture(run_dir / "model"),
+        "model_source": result.get("model_source"),  # a GGUF base: its file and quantization type
         "data_sources": _sources(config.get("data"), "training (train split) and in-domain evaluation (valid split)")
         + (_sources(config.get("general"), "general-text evaluation (forgetting)") if config.get("general") else []),
         "recipe": _recipe(config, result),
@@ -388,7 +389,8 @@ def render_card(facts: dict) -> str:
     out += ["## Model description", "", "| | |", "| --- | --- |",
             f"| base model | {_md(facts['base_model'])} |", f"| architecture | {_md(arch['model_type'])} |",
             f"| parameters | {_md(params)} |",
-            f"| context length | {_md(arch['context_length'])} |", ""]
+            f"| context length | {_md(arch['context_length'])} |"]
+    out += _source_rows(facts.get("model_source")) + [""]
     out += ["## Training data", "", "| corpus | use | source | package | license | sha256 |",
             "| --- | --- | --- | --- | --- | --- |"]
     for s in facts["data_sources"]:
@@ -409,6 +411,16 @@ def render_card(facts: dict) -> str:
     out += _results_section(facts) + _energy_section(facts) + _probe_section(facts, summarize_probe)
     out += _use_and_limits(facts)
     return "\n".join(out) + "\n"
+
+
+def _source_rows(src: dict | None) -> list[str]:
+    """Where a base loaded from a GGUF file came from: its weights were dequantized."""
+    if not src:
+        return []
+    return [f"| dequantized from | {_md(src.get('file'))}, {_md(src.get('quantization'))} "
+            f"({_md(src.get('format'))}, sha256 `{_md(src.get('sha256'))}`) |",
+            "| note | the base weights were dequantized from this quantized file: they are not the "
+            "original full-precision model, and adapting may first repair quantization error |"]
 
 
 def _results_section(facts: dict) -> list[str]:
