@@ -41,7 +41,8 @@ AFTER_INTERRUPT = {
 AFTER_INTERRUPT_DEFAULT = "no output was left half-written; rerun the command to start again"
 
 # Command-group modules, each with a ``register(app)`` function.
-COMMAND_MODULES = ("corpus", "evaluate", "adapt", "world", "study", "analysis", "lmul", "diagnose", "collapse", "detect", "probe")
+COMMAND_MODULES = ("corpus", "evaluate", "adapt", "world", "study", "analysis", "lmul", "diagnose", "collapse", "detect", "probe",
+                   "models")
 
 
 def build_app() -> typer.Typer:
