@@ -252,8 +252,16 @@ def attribute(before_dir: str | os.PathLike, after_dir: str | os.PathLike, *, to
     """
     from odyssey.evaluate.run import load_eval
 
+    return attribute_results(load_eval(before_dir), load_eval(after_dir), tokenizer=tokenizer,
+                             reference=reference, config=config, names=(str(before_dir), str(after_dir)))
+
+
+def attribute_results(before, after, *, tokenizer=None, reference: str | os.PathLike | None = None,
+                      config: TokensConfig | None = None, names: tuple[str, str] = ("before", "after")) -> Attribution:
+    """:func:`attribute` on two :class:`~odyssey.evaluate.run.EvalResult` objects (in memory,
+    e.g. from ``odyssey.evaluate``); ``names`` label them in the summary."""
+    before_dir, after_dir = names
     config = config or TokensConfig()
-    before, after = load_eval(before_dir), load_eval(after_dir)
     _check_same_text(before, after, before_dir, after_dir)
     tok, tok_name = _load_tokenizer(tokenizer, before, after)
     ids = np.concatenate([np.asarray(x, np.int64) for x in before.token_ids]) if before.token_ids \
