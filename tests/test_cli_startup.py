@@ -53,3 +53,16 @@ def test_help_and_usage_errors_import_no_heavy_library():
     # sys.modules only grows, so the first call that shows a library is the one that imported it.
     first = next((r for r in report if r["heavy"]), None)
     assert first is None, f"`odyssey {' '.join(first['argv'])}` imported {first['heavy']}"
+
+
+def test_libraries_are_quieted_when_a_command_runs_and_not_for_help(monkeypatch):
+    import odyssey.cli
+
+    calls = []
+    monkeypatch.setattr(odyssey.cli, "_quiet_libraries", lambda: calls.append(1))
+    assert odyssey.cli.run(["diagnose", "fit", "--help"]) == 0  # a group's callback on the way: no
+    assert odyssey.cli.run(["corpus", "build", "--help"]) == 0
+    assert calls == []
+    assert odyssey.cli.run(["diagnose"]) == 2  # the group's own code (stops: --data required)
+    assert odyssey.cli.run(["corpus", "build", "x", "--out", "o"]) == 2  # a subcommand's (no input)
+    assert calls == [1, 1]

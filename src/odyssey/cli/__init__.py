@@ -134,18 +134,18 @@ def _before_each_command(command, hook) -> None:
     Help and usage errors then import none of the heavy libraries the hook touches, so
     that ``odyssey ... --help`` answers at once.
     """
-    subcommands = getattr(command, "commands", None)
-    if subcommands:  # a group: wrap its commands, not the group's own callback
-        for subcommand in subcommands.values():
-            _before_each_command(subcommand, hook)
-        return
+    for subcommand in getattr(command, "commands", {}).values():
+        _before_each_command(subcommand, hook)
     callback = command.callback
     if callback is None:
         return
 
     @functools.wraps(callback)
     def with_hook(*args, **kwargs):
-        hook()
+        # A group's callback also runs on the way to one of its subcommands (before that
+        # one's options, --help included, are parsed): the hook waits for the command itself.
+        if typer.main.get_current_context().invoked_subcommand is None:
+            hook()
         return callback(*args, **kwargs)
 
     command.callback = with_hook
