@@ -112,9 +112,10 @@ class Context:
         """float32 copies of the base's parameters ``names`` on ``device``, made once and
         shared by the methods that pull toward the base (l2sp, ewc)."""
         if self._anchor is None:
-            from odyssey.adapt.mitigations.l2sp import anchor
+            import torch
 
-            self._anchor = anchor(self.base, names, device)
+            params = dict(self.base.named_parameters())
+            self._anchor = {n: params[n].detach().to(device=device, dtype=torch.float32, copy=True) for n in names}
         return self._anchor
 
     def release(self) -> None:

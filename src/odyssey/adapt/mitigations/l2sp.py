@@ -20,14 +20,6 @@ if TYPE_CHECKING:
     import torch
 
 
-def anchor(base: torch.nn.Module, names: list[str], device: torch.device | str) -> dict[str, torch.Tensor]:
-    """Frozen copies of ``base``'s parameters ``names`` on ``device``."""
-    import torch
-
-    params = dict(base.named_parameters())
-    return {n: params[n].detach().to(device=device, dtype=torch.float32, copy=True) for n in names}
-
-
 def quadratic_penalty(params: list[tuple[torch.nn.Parameter, torch.Tensor, torch.Tensor | None]]) -> torch.Tensor:
     """``sum w * (theta - theta_base)^2`` over ``(theta, theta_base, w)`` triples (``w=None``: 1)."""
     total = None
