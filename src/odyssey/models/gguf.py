@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.util
+import io
 import os
 import tempfile
 from collections import Counter
@@ -133,7 +134,9 @@ def load_gguf_model(path: str | os.PathLike, *, dtype=None):
     info = gguf_info(path)
     dtype = dtype if isinstance(dtype, torch.dtype) else torch.float32
     try:
-        with _alone(path) as (folder, file):
+        # transformers draws a bare tqdm bar per file ("Converting and de-quantizing..."),
+        # which no verbosity setting turns off; odyssey reports its own progress
+        with _alone(path) as (folder, file), contextlib.redirect_stderr(io.StringIO()):
             loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=dtype)
     except Exception as e:
         raise ModelError(f"cannot load {path}: {_first_line(e)}",
