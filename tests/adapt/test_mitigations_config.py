@@ -113,7 +113,7 @@ def test_runs_saved_before_mitigations_existed_still_resume(tmp_path, tiny_llama
     (out / "result.json").unlink()
     assert adapt(make_cfg(tiny_llama_dir, tiny_corpus_dir, out, save_every=2, resume=True), progress=False).steps == 6
     (out / "result.json").unlink()
-    with pytest.raises(ConfigError, match="mitigation differ"):
+    with pytest.raises(ConfigError, match=r"differ from its config.yaml \(mitigation\.methods: \[\] -> \['l2sp'\]\)"):
         adapt(make_cfg(tiny_llama_dir, tiny_corpus_dir, out, save_every=2, resume=True,
                        **{"mitigation.methods": "[l2sp]"}), progress=False)
 
