@@ -14,7 +14,7 @@ def test_override_values_are_parsed_as_yaml():
 def test_partial_section_keeps_its_factory_defaults():
     cfg = resolve(StudyConfig, overrides=["recipe.optim.weight_decay=0.1"])
     assert cfg.recipe.optim.weight_decay == 0.1
-    assert cfg.recipe.optim.lr == 2e-4  # the recipe's default, not OptimConfig's bare 1e-4
+    assert cfg.recipe.optim.lr == [2e-4, 2e-3]  # the recipe's default rates, not OptimConfig's bare 1e-4
 
 
 def test_precedence_yaml_then_values_then_overrides(tmp_path):

@@ -6,9 +6,9 @@ import pytest
 
 from odyssey.cli import run as cli_run
 from odyssey.config import resolve
+from odyssey.results_store import ResultsStore
 from odyssey.study.config import StudyConfig
 from odyssey.study.runner import run_study
-from odyssey.study.store import StudyStore
 
 RESULT_KEYS = {"name", "ppl_before", "ppl_after", "bpb_before", "bpb_after", "general_ppl_before",
                "general_ppl_after", "train_tokens", "seconds"}
@@ -60,7 +60,7 @@ def test_killed_study_resumes_and_skips_finished_runs(study_cfg, tmp_path, monke
     monkeypatch.setattr(loop, "adapt", adapt_then_die)
     with pytest.raises(KeyboardInterrupt):
         run_study(study_cfg(), progress=False)
-    with StudyStore(tmp_path / "study" / "results.sqlite") as store:
+    with ResultsStore(tmp_path / "study" / "results.sqlite") as store:
         assert [r["name"] for r in store.runs("done")] == ["alpha"]
     monkeypatch.setattr(loop, "adapt", real_adapt)
     calls.clear()

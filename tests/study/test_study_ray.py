@@ -12,9 +12,9 @@ ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'odys
 from odyssey.cli import run as cli_run  # noqa: E402
 from odyssey.config import resolve  # noqa: E402
 from odyssey.errors import ConfigError  # noqa: E402
+from odyssey.results_store import ResultsStore  # noqa: E402
 from odyssey.study.config import StudyConfig  # noqa: E402
 from odyssey.study.runner import run_study  # noqa: E402
-from odyssey.study.store import StudyStore  # noqa: E402
 
 FIGURES = ("ppl_before", "ppl_after", "bpb_before", "bpb_after", "general_ppl_before", "general_ppl_after",
            "general_bpb_after", "delta_ppl_pct", "forgetting_pct", "train_tokens", "train_steps")
@@ -61,7 +61,7 @@ def test_ray_study_matches_local_skips_done_and_resumes(ray_session, tmp_path, t
     for name in want:
         assert got[name] == pytest.approx(want[name], rel=1e-6), name
     assert (ray_out / "runs" / "beta" / "evals" / "adapted-test" / "tokens.safetensors").is_file()
-    with StudyStore(ray_out / "results.sqlite") as store:  # both workers wrote into one store
+    with ResultsStore(ray_out / "results.sqlite") as store:  # both workers wrote into one store
         assert [r["name"] for r in store.runs("done")] == ["alpha", "beta"]
         assert len(store.metrics("alpha")) > 0 and store.get_eval("beta|general:test") is not None
 
@@ -74,7 +74,7 @@ def test_ray_study_matches_local_skips_done_and_resumes(ray_session, tmp_path, t
     # beta interrupted after its last checkpoint, before its result was recorded: the Ray
     # worker resumes the adapt run from the checkpoint (no training step is redone) and
     # ends with the same figures
-    with StudyStore(ray_out / "results.sqlite") as store:
+    with ResultsStore(ray_out / "results.sqlite") as store:
         store.db.execute("DELETE FROM runs WHERE name = 'beta'")
         store.db.commit()
     for name in ("result.json", "model"):

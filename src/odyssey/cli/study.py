@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from odyssey.cli import make_console
+from odyssey.cli.edge import energy_section
 from odyssey.config import resolve
 from odyssey.study.config import StudyConfig
 
@@ -29,16 +30,24 @@ def study_command(
                                     "selective, combinations like replay+l2sp, or lr=1e-4 (a learning-rate sweep point)"),
     probes: bool = typer.Option(None, "--probes/--no-probes", help="run the bias and memorization probes on "
                                 "each plainly adapted model (default: on)"),
+    lr: str = typer.Option(None, "--lr", help="peak learning rate(s) of the runs, comma-separated: one run per "
+                           "rate and domain, the first the reference (default: 2e-4,2e-3, the default base's "
+                           "final and peak pretraining rates)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="start the study over: remove the runs, store, "
+                                   "results and report an earlier study wrote into --out"),
+    rerun_changed: bool = typer.Option(False, "--rerun-changed", help="redo the stored runs whose config "
+                                       "changed (otherwise the study refuses to run, naming what differs)"),
+    redo: list[str] = typer.Option(None, "--redo", help="redo this domain's runs from scratch (repeatable)"),
     overrides: list[str] = typer.Argument(None, help="dotted key=value overrides, e.g. recipe.optim.lr=1e-4"),
 ) -> None:
     """Evaluate, adapt one epoch and evaluate again on every domain; write results and a report."""
     from odyssey.study.runner import run_study
 
-    cfg = resolve(StudyConfig, config, overrides, values={
+    cfg = resolve(StudyConfig, config, overrides, base={"energy": energy_section()}, values={
         "out": str(out) if out else None, "model": model, "only": only or None, "executor": executor,
-        "ray_address": address, "mitigations": mitigations,
+        "ray_address": address, "mitigations": mitigations, "recipe.optim.lr": lr,
         "probes.run": None if probes is None else (["bias", "memorization"] if probes else [])})
-    results = run_study(cfg)
+    results = run_study(cfg, overwrite=overwrite, rerun_changed=rerun_changed, redo=redo or ())
     render_results(results)
     console.print(f"report: {Path(cfg.out) / 'report.html'}   results: {Path(cfg.out) / 'results.json'}")
 
@@ -46,12 +55,12 @@ def study_command(
 def report_command(study_dir: Path = typer.Argument(..., help="a study directory")) -> None:
     """Rebuild results.json and report.html of a study from its results.sqlite."""
     from odyssey.errors import DataError
+    from odyssey.results_store import ResultsStore
     from odyssey.study.runner import write_outputs
-    from odyssey.study.store import StudyStore
 
     if not (study_dir / "results.sqlite").is_file():
         raise DataError(f"{study_dir} has no results.sqlite", "give the directory an `odyssey study` wrote")
-    with StudyStore(study_dir / "results.sqlite") as store:
+    with ResultsStore(study_dir / "results.sqlite") as store:
         results = write_outputs(study_dir, store)
     render_results(results)
     console.print(f"report: {study_dir / 'report.html'}")

@@ -11,7 +11,7 @@ generation's best epoch. Every generation is measured on the real test split (se
 
 Layout of ``OUT``::
 
-    config.yaml, results.sqlite (StudyStore: one run row per generation), results.json,
+    config.yaml, results.sqlite (ResultsStore: one run row per generation), results.json,
     report.html (+ perplexity.png, histograms.png), real-test.jsonl (the real test blocks)
     gen-00/                         generation 0 (shared by every series)
     keep-0.1/gen-03/                generation 3 of the series that keeps 10% real data
@@ -55,7 +55,7 @@ from odyssey.corpora.store import MANIFEST, is_corpus_dir, iter_split
 from odyssey.errors import ConfigError, DataError
 from odyssey.io import atomic_write, write_json, write_jsonl
 from odyssey.machine import describe, elapsed
-from odyssey.study.store import StudyStore
+from odyssey.results_store import ResultsStore
 
 # Settings that may change between a run and its continuation: more generations, more
 # series, the detection step; anything else would mix incomparable generations.
@@ -108,7 +108,7 @@ class Experiment:
         self.base_model = load_model(self.base, device=self.device, **kw)
         self.load_kw = kw
         self.real = self._real_text()
-        self.store = StudyStore(self.out / "results.sqlite")
+        self.store = ResultsStore(self.out / "results.sqlite")
         self._gen0 = None
 
     # -- inputs ---------------------------------------------------------------------
@@ -399,7 +399,7 @@ def check_resumable(cfg: CollapseConfig, out: Path) -> None:
 
 
 # -- results ---------------------------------------------------------------------------------
-def collect_results(store: StudyStore) -> dict:
+def collect_results(store: ResultsStore) -> dict:
     """The content of ``results.json``, from the store alone."""
     cfg = store.get_meta("config", {})
     runs = store.runs("done")
@@ -425,7 +425,7 @@ def collect_results(store: StudyStore) -> dict:
     }
 
 
-def write_outputs(out: Path, store: StudyStore) -> dict:
+def write_outputs(out: Path, store: ResultsStore) -> dict:
     """``results.json`` and ``report.html`` from the store."""
     from odyssey.collapse.report import render_report
 

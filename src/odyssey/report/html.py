@@ -28,8 +28,10 @@ from odyssey.report import plots
 DASH = "–"  # what a missing number renders as
 MINUS = "−"  # U+2212, typographic minus for signed numbers
 SAMPLE_CHARS = 4000  # longest sample shown per domain
-_KIND_ORDER = ("wikipedia-topic", "register", "custom")
+_KIND_ORDER = ("seen", "in-distribution", "wikipedia-topic", "register", "custom")
 _KIND_NOUNS = {"wikipedia-topic": ("Wikipedia-topic domain", "Wikipedia-topic domains"),
+               "in-distribution": ("in-distribution control", "in-distribution controls"),
+               "seen": ("seen-in-pretraining control", "seen-in-pretraining controls"),
                "register": ("register", "registers"),
                "custom": ("custom domain", "custom domains")}
 _NUMBER_FIELDS = ("ppl_before", "ppl_after", "bpb_before", "bpb_after",
@@ -424,7 +426,33 @@ def analysis_context(sections: Mapping, domains: Sequence[Mapping]) -> dict:
                                                                                      mitigations["goal_pct"]))}
     return {"attribution": attribution, "predictor": predictor,
             "energy": energy if energy.get("rows") else None, "mitigations": mitigations or None,
-            "probes": sections.get("probes")}
+            "probes": sections.get("probes"), "experiment": experiment_context(sections)}
+
+
+def experiment_context(sections: Mapping) -> dict | None:
+    """Template values of the controlled-experiment section: the design, the readout of
+    the paper's findings, the phase diagram, the attribution of degradation and the base
+    model's pretraining curve; None for a study with nothing of it."""
+    from odyssey.report import experiment_plots
+    from odyssey.report.experiment import findings_sentences
+
+    design, phase = sections.get("design") or {}, sections.get("phase")
+    findings, degradation = sections.get("findings"), sections.get("degradation")
+    base = design.get("base") or {}
+    curve = base.get("pretraining_curve") or []
+    if not (phase or findings or curve):
+        return None
+    factors = design.get("factors") or {}
+    return {
+        "design": design, "factors": factors,
+        "domains": [plain_text(d.get("name")) for d in factors.get("domain", [])],
+        "world": (design.get("data") or {}).get("world"),
+        "base": base,
+        "findings": findings_sentences(findings), "verdicts": findings,
+        "phase": phase, "phase_chart": _markup(experiment_plots.phase_heatmap(phase)) if phase else None,
+        "degradation": degradation,
+        "curve_chart": _markup(experiment_plots.pretraining_curve(curve, plain_text(base.get("pretraining_command"), 90))),
+    }
 
 
 def _markup(svg: str | None) -> Markup | None:

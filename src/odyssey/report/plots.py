@@ -29,9 +29,11 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import EngFormatter, LogFormatter, NullFormatter
 
 # Colour-blind-safe (Okabe-Ito) colours per domain kind; other kinds take the rest in order.
-KIND_COLORS = {"wikipedia-topic": "#0072B2", "register": "#E69F00", "custom": "#009E73"}
-_EXTRA_COLORS = ("#CC79A7", "#56B4E9", "#D55E00", "#999999", "#F0E442", "#000000")
-KIND_LABELS = {"wikipedia-topic": "Wikipedia topic", "register": "register", "custom": "custom"}
+KIND_COLORS = {"wikipedia-topic": "#0072B2", "register": "#E69F00", "custom": "#009E73",
+               "in-distribution": "#CC79A7", "seen": "#D55E00"}
+_EXTRA_COLORS = ("#56B4E9", "#999999", "#F0E442", "#000000")
+KIND_LABELS = {"wikipedia-topic": "Wikipedia topic", "register": "register", "custom": "custom",
+               "in-distribution": "in-distribution (control)", "seen": "seen in pretraining (control)"}
 GENERAL_COLOR = "#666666"
 
 CHART_RC = {

@@ -1,7 +1,9 @@
 """The analyses a study's report shows beside its results table, gathered from the study
-directory: token attribution of each domain's test text (base against adapted, cached in
-``runs/<domain>/attribution.json``), the predictor section with the similarity measures
-of ``features.json``, and the pure sections of :mod:`odyssey.report.sections`.
+directory: token attribution of each run's test text (base against adapted, cached in
+``runs/<run>/attribution.json``), the phase diagram of domains × learning rates and the
+attribution of every cell that got worse (:mod:`odyssey.report.experiment`), the
+predictor section with the similarity measures of ``features.json``, and the pure
+sections of :mod:`odyssey.report.sections`.
 
 A section that cannot be built (a run without per-token arrays, a study never measured
 for similarity) is left out with a note, never an error: the report must always be
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from odyssey.errors import OdysseyError
 from odyssey.io import read_json, write_json
+from odyssey.report.experiment import degradation_section, findings_section, phase_section
 from odyssey.report.sections import (
     compact_attribution,
     energy_section,
@@ -32,8 +35,14 @@ ATTRIBUTION_FORMAT = 1
 def study_sections(study_dir: str | Path, results: Mapping) -> dict:
     """``{"attribution", "predictor", "energy", "mitigations", "probes"}``: the ``sections`` of ``render_report``."""
     study_dir = Path(study_dir)
+    cell_attributions = cells_attribution(study_dir, results)
+    degradation = degradation_section(results, cell_attributions)
     return {
         "attribution": attribution_section(study_dir, results),
+        "phase": phase_section(results),
+        "degradation": degradation,
+        "findings": findings_section(results, degradation),
+        "design": results.get("design") or {},
         "predictor": predictor_report(study_dir, results),
         "energy": energy_section(results),
         "mitigations": mitigation_section(results),
@@ -42,10 +51,11 @@ def study_sections(study_dir: str | Path, results: Mapping) -> dict:
 
 
 # -- attribution -------------------------------------------------------------------------------
-def attribution_summary(run_dir: Path, reference: str | None) -> dict | None:
-    """The token attribution of a domain's test text (base against adapted), cached in
-    ``run_dir/attribution.json``; None when the run has no per-token evaluations."""
-    before, after = run_dir / "evals" / "base-test", run_dir / "evals" / "adapted-test"
+def attribution_summary(run_dir: Path, reference: str | None, base_dir: Path | None = None) -> dict | None:
+    """The token attribution of a run's test text (the base's evaluation in
+    ``base_dir/evals/base-test``, default the run's own, against the adapted model's),
+    cached in ``run_dir/attribution.json``; None when the per-token arrays are missing."""
+    before, after = (base_dir or run_dir) / "evals" / "base-test", run_dir / "evals" / "adapted-test"
     if not ((before / "tokens.safetensors").is_file() and (after / "tokens.safetensors").is_file()):
         return None
     cache = run_dir / ATTRIBUTION_FILE
@@ -77,6 +87,22 @@ def attribution_section(study_dir: Path, results: Mapping) -> dict:
             continue
         domains[d["name"]] = compact_attribution(summary)
     return {"domains": domains, "notes": notes}
+
+
+def cells_attribution(study_dir: Path, results: Mapping) -> dict[str, dict]:
+    """Run name -> compact attribution, for every plain run of the study (all rates)."""
+    general = (results.get("study") or {}).get("general")
+    out = {}
+    for c in results.get("cells", []):
+        try:
+            run = c.get("run", c["name"])
+            summary = attribution_summary(study_dir / "runs" / run, general, base_dir=study_dir / "runs" / c["domain"])
+        except (OdysseyError, OSError, KeyError, ValueError) as e:
+            log.info("%s: attribution failed (%s)", c.get("run"), e)
+            continue
+        if summary is not None:
+            out[run] = compact_attribution(summary)
+    return out
 
 
 # -- similarity and prediction -------------------------------------------------------------------

@@ -10,6 +10,7 @@ from odyssey.adapt.config import OptimConfig, ScheduleConfig, TrainConfig, Train
 from odyssey.adapt.mitigations.config import MitigationConfig
 from odyssey.analysis.probes.config import BiasProbeConfig, MemorizationProbeConfig
 from odyssey.config import StageConfig
+from odyssey.energy.config import EnergyConfig
 from odyssey.evaluate.config import EvalConfig
 
 
@@ -20,18 +21,77 @@ class DomainSpec(StageConfig):
     description: str = ""
 
 
-class Recipe(StageConfig):
-    """How each domain is adapted: one epoch of continued pretraining by default.
+# The learning-rate levels of the default study, fixed before any result was seen: the
+# default base's final pretraining rate (training simply continues) and its peak rate
+# (a fresh warmup to the peak: re-warming). The full factorial adds 5e-4 and 1e-3.
+DEFAULT_LRS = [2e-4, 2e-3]
+# Which domains of the default world get every rate in `odyssey study` without arguments (the
+# full factorial is `odyssey study --lr ... lr_sweep_domains=null` with all of them): chosen
+# before any result, by the question (where does adapting fail?) and the time budget: the two
+# controls, the held-out era and the four Wikipedia topics (near the pretraining data) and one
+# distant register as an anchor.
+DEFAULT_WORLD_SWEEP = ("general-seen", "general-unseen", "sotu-1790-1816", "wiki-arts", "wiki-history",
+                       "wiki-society-and-social-sciences", "wiki-technology", "licenses")
 
-    The default learning rate, 2e-4, is the final learning rate of the default base
-    model's pretraining schedule, i.e. training simply continues where it stopped.
+
+class StudyOptimConfig(OptimConfig):
+    """The optimizer of a study's runs; ``lr`` may list several peak rates (a study axis)."""
+
+    lr: float | list[float] = Field(
+        default_factory=lambda: list(DEFAULT_LRS),
+        description="peak learning rate of the runs, or a list of them: one run per rate and domain "
+                    "(the first is the reference rate of the main table, probes and mitigations)")
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _split(cls, v):
+        if isinstance(v, str):  # --lr 2e-4,2e-3
+            try:
+                v = [float(p) for p in v.replace(" ", ",").split(",") if p]
+            except ValueError:
+                raise ValueError(f"learning rates must be numbers, got {v!r}") from None
+        return v
+
+    @field_validator("lr")
+    @classmethod
+    def _check(cls, v):
+        rates = v if isinstance(v, list) else [v]
+        if not rates or any(not r > 0 for r in rates):
+            raise ValueError("every learning rate must be > 0")
+        if len(set(rates)) != len(rates):
+            raise ValueError("a learning rate is listed twice")
+        return v
+
+    @property
+    def rates(self) -> list[float]:
+        return list(self.lr) if isinstance(self.lr, list) else [self.lr]
+
+    def at(self, lr: float) -> OptimConfig:
+        """The plain optimizer config of one run at peak rate ``lr``."""
+        return OptimConfig(**{**self.model_dump(), "lr": lr})
+
+
+class Recipe(StageConfig):
+    """How each domain is adapted: one epoch of continued pretraining by default, at
+    each learning rate of ``optim.lr``.
+
+    The default rates are the final (2e-4) and the peak (2e-3) learning rate of the
+    default base model's pretraining schedule: at the first, training simply continues
+    where it stopped; at the second, it re-warms to the peak.
     """
 
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(batch_size=8, epochs=1.0))
-    optim: OptimConfig = Field(default_factory=lambda: OptimConfig(lr=2e-4))
+    optim: StudyOptimConfig = Field(default_factory=StudyOptimConfig)
     schedule: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(warmup_ratio=0.1))
-    eval: TrainingEvalConfig = Field(default_factory=lambda: TrainingEvalConfig(max_tokens=20_000))
-    eval_every: int = Field(10, ge=0, description="evaluate on valid and general text every N steps")
+    # Measurement only (plain runs do not stop early): curves of 3-4 points for the report.
+    eval: TrainingEvalConfig = Field(default_factory=lambda: TrainingEvalConfig(max_tokens=10_000))
+    eval_every: int = Field(20, ge=0, description="evaluate on valid and general text every N steps")
+    save_every: int = Field(20, ge=0, description="checkpoint every N steps, so that a killed study resumes "
+                            "mid-run (0: only at the end)")
+
+    @property
+    def lrs(self) -> list[float]:
+        return self.optim.rates
 
 
 class TestEvalConfig(EvalConfig):
@@ -71,7 +131,18 @@ class StudyConfig(StageConfig):
         "sweep point)"))
     mitigation: MitigationConfig = Field(default_factory=MitigationConfig, description=(
         "settings of the mitigation methods (each variant sets `methods` itself)"))
+    lr_sweep_domains: list[str] | Literal["all"] | None = Field(
+        None, description="domains adapted at every learning rate of recipe.optim.lr (all: every domain); the "
+        "others only at the first. Default: all, except in the default world's study (no domains given), where the domains near "
+        "the pretraining data and one distant register get every rate, to fit 15 minutes on 2 CPU cores: "
+        + ", ".join(DEFAULT_WORLD_SWEEP))
+    base_final_lr: float | None = Field(
+        None, gt=0, description="the base model's final pretraining learning rate, against which the rates "
+        "are read (as lr / base_final_lr); default: from the model's provenance.json, else none")
     probes: StudyProbes = Field(default_factory=StudyProbes)
+    energy: EnergyConfig = Field(default_factory=EnergyConfig, description=(
+        "how each run's energy is measured or estimated (odyssey study starts from $ODYSSEY_HOME/energy.yaml "
+        "or $ODYSSEY_ENERGY_CONFIG); not part of a run's fingerprint"))
     allow_pickle: bool = False
     trust_remote_code: bool = False
     executor: Literal["local", "ray"] = Field(

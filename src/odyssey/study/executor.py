@@ -1,16 +1,16 @@
-"""Where a study's domain runs execute: in this process, one after another, or as Ray tasks.
+"""Where a study's runs execute: in this process, one after another, or as Ray tasks.
 
-A :class:`DomainTask` is a plain, picklable description of one domain's work (the
-resolved study config, the resolved targets, the domain's name and position).
-:func:`run_domain_task` turns it into ``Study(cfg).run_domain(...)``: it opens the
-study's SQLite store itself, returns the recorded result if the run is done already,
-and otherwise evaluates and adapts, resuming an interrupted adapt run from its
-checkpoint exactly as the local path does (the adapt config has ``resume=True``).
-So a study can be killed and rerun under either executor, or switch between them.
+A :class:`DomainTask` is a plain, picklable description of one run (the resolved study
+config, the resolved targets, the planned run). An executor is given the tasks and the
+function that does one of them (``odyssey.study.runner.run_task``, which opens the
+study's SQLite store itself when it runs in a worker, returns the recorded result if
+the run is done already, and otherwise evaluates and adapts, resuming an interrupted
+run from its checkpoint). So a study can be killed and rerun under either executor,
+or switch between them.
 
-Both executors have one interface::
+Both executors implement :class:`Executor`::
 
-    executor.run(tasks, study=study, on_start=..., on_done=...) -> list[record]
+    executor.run(tasks, fn, on_start=..., on_done=...) -> list[record]
 
 records in task order. ``on_start(task)`` is called when a task is handed out,
 ``on_done(task, record)`` as each finishes (in completion order under Ray).
@@ -20,7 +20,8 @@ Ray (https://docs.ray.io) is an optional dependency (``pip install odyssey[ray]`
 already started); ``address="auto"`` or ``"ray://head:10001"`` joins a cluster, whose
 nodes must see the study directory, the model and the corpora at the same paths (a
 shared filesystem) and must all write the SQLite store from one host (WAL mode) or a
-filesystem with working POSIX locks.
+filesystem with working POSIX locks. ``fn`` must then be picklable (a module-level
+function).
 """
 
 from __future__ import annotations
@@ -29,27 +30,19 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from odyssey.errors import ConfigError, OdysseyError
+from odyssey.study.plan import PlannedRun
 
 
 @dataclass(frozen=True)
 class DomainTask:
-    """One run of a study, as a worker needs it (plain data: picklable): a domain, adapted
-    plainly or with a mitigation variant (:mod:`odyssey.study.variants`)."""
+    """One run of a study, as a worker needs it (plain data: picklable)."""
 
     config: dict  # StudyConfig.model_dump(mode="json"), paths made absolute
     targets: dict  # {"model", "general", "domains": [DomainSpec dicts]}
-    domain: str
-    position: int
-    variant: str | None = None  # a StudyConfig.mitigations entry; None: plain adaptation
-
-    @property
-    def run(self) -> str:
-        """The run's name in the store and under runs/."""
-        from odyssey.study.variants import parse_variant, run_name
-
-        return run_name(self.domain, parse_variant(self.variant) if self.variant else None)
+    run: PlannedRun  # which domain, at which rate, with which variant, under which name
 
 
 def absolute(path: str | None) -> str | None:
@@ -68,38 +61,22 @@ def portable(task: DomainTask) -> DomainTask:
     t = task.targets
     targets = {"model": absolute(t["model"]), "general": absolute(t["general"]),
                "domains": [{**d, "path": absolute(d["path"])} for d in t["domains"]]}
-    return DomainTask(cfg, targets, task.domain, task.position, task.variant)
+    return DomainTask(cfg, targets, task.run)
 
 
-def run_domain_task(task: DomainTask, study=None) -> dict:
-    """Run (or skip, if done) one domain of a study; return its record.
-
-    ``study``: a :class:`~odyssey.study.runner.Study` to use in this process; without
-    it (a Ray worker) a fresh one is opened on the study directory and closed after.
-    """
-    from odyssey.study.config import DomainSpec, StudyConfig
-    from odyssey.study.runner import Study, Targets
-    from odyssey.study.variants import parse_variant
-
-    own = study is None
-    if own:
-        study = Study(StudyConfig.model_validate(task.config), progress=False)
-    try:
-        done = study.store.get_run(task.run)
-        if done and done["status"] == "done":
-            return done
-        t = task.targets
-        targets = Targets(t["model"], t["general"], [DomainSpec.model_validate(d) for d in t["domains"]])
-        domain = next(d for d in targets.domains if d.name == task.domain)
-        variant = parse_variant(task.variant) if task.variant else None
-        return study.run_domain(targets, domain, task.position, variant)
-    finally:
-        if own:
-            study.store.close()
-
-
+TaskFn = Callable[[DomainTask], dict]
 OnStart = Callable[[DomainTask], None]
 OnDone = Callable[[DomainTask, dict], None]
+
+
+class Executor(Protocol):
+    """Where a study's runs execute."""
+
+    name: str
+
+    def run(self, tasks: list[DomainTask], fn: TaskFn, *, on_start: OnStart | None = None,
+            on_done: OnDone | None = None) -> list[dict]:
+        """Do ``fn(task)`` for every task; the records in task order."""
 
 
 class LocalExecutor:
@@ -107,13 +84,13 @@ class LocalExecutor:
 
     name = "local"
 
-    def run(self, tasks: list[DomainTask], *, study=None, on_start: OnStart | None = None,
+    def run(self, tasks: list[DomainTask], fn: TaskFn, *, on_start: OnStart | None = None,
             on_done: OnDone | None = None) -> list[dict]:
         records = []
         for task in tasks:
             if on_start:
                 on_start(task)
-            record = run_domain_task(task, study)
+            record = fn(task)
             if on_done:
                 on_done(task, record)
             records.append(record)
@@ -158,12 +135,12 @@ class RayExecutor:
         finally:
             ray.shutdown()
 
-    def run(self, tasks: list[DomainTask], *, study=None, on_start: OnStart | None = None,
+    def run(self, tasks: list[DomainTask], fn: TaskFn, *, on_start: OnStart | None = None,
             on_done: OnDone | None = None) -> list[dict]:
         if not tasks:
             return []
         with self._session() as ray:
-            remote = ray.remote(run_domain_task).options(
+            remote = ray.remote(fn).options(
                 num_cpus=self.num_cpus_per_task, num_gpus=self.num_gpus_per_task, max_retries=0)
             pending = {}
             for task in tasks:
@@ -175,10 +152,10 @@ class RayExecutor:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 task = pending.pop(ready[0])
                 record = _get(ray, ready[0])
-                records[task.run] = record
+                records[task.run.name] = record
                 if on_done:
                     on_done(task, record)
-        return [records[t.run] for t in tasks]
+        return [records[t.run.name] for t in tasks]
 
 
 def _get(ray, ref):
@@ -193,7 +170,7 @@ def _get(ray, ref):
         raise
 
 
-def make_executor(cfg) -> LocalExecutor | RayExecutor:
+def make_executor(cfg) -> Executor:
     """The executor a :class:`~odyssey.study.config.StudyConfig` asks for."""
     if cfg.executor == "ray":
         return RayExecutor(cfg.ray_address, cfg.ray_cpus_per_task, cfg.ray_gpus_per_task)

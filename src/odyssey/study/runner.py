@@ -1,41 +1,59 @@
-"""`odyssey study`: for each domain, evaluate the base, adapt one epoch, evaluate again.
+"""`odyssey study`: for each domain and learning rate, evaluate the base, adapt one
+epoch, evaluate again.
 
 Layout of a study directory::
 
     OUT/config.yaml           the resolved StudyConfig
-    OUT/results.sqlite        evaluations, runs and curves (StudyStore)
+    OUT/results.sqlite        evaluations, runs and curves (ResultsStore)
     OUT/evals/base-general/   per-token arrays of the base on the general test split
-    OUT/runs/<domain>/        an adapt run (config, checkpoint, model, metrics.jsonl)
+    OUT/runs/<run>/           an adapt run (config, checkpoint, model, metrics.jsonl);
+                              <run> is <domain>, <domain>@lr=<rate> or <domain>@<variant>
     OUT/runs/<domain>/evals/  per-token arrays: base-test, adapted-test, adapted-general
     OUT/results.json          machine-readable results
     OUT/report.html           the report
 
 Every evaluation and every finished run is recorded in the store as soon as it is
-done; a killed study, run again, skips them and resumes an interrupted adapt run
-from its checkpoint.
+done, under the fingerprint of everything that decides it (the resolved adapt
+config, the evaluation settings, the data's and the base model's sha256). A study
+run again skips what is stored under the same fingerprint, resumes an interrupted
+run from its latest checkpoint (``recipe.save_every``), and refuses to reuse a run
+made under another config, naming what differs, unless told to redo such runs
+(``rerun_changed``), a domain (``redo``) or everything (``overwrite``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from odyssey import __version__
 from odyssey.adapt.config import AdaptConfig
 from odyssey.adapt.tracking import read_metrics
-from odyssey.config import save_config
-from odyssey.corpora.store import iter_split
+from odyssey.config import config_differences, save_config
+from odyssey.corpora.store import data_fingerprint, iter_split
 from odyssey.energy import run_energy
 from odyssey.errors import ConfigError
 from odyssey.evaluate.config import EvalConfig
 from odyssey.io import write_json
 from odyssey.machine import describe, elapsed
-from odyssey.study.config import DomainSpec, StudyConfig
-from odyssey.study.store import StudyStore
-from odyssey.study.variants import Variant, run_name, study_variants
+from odyssey.models.fingerprint import model_fingerprint
+from odyssey.results_store import ResultsStore
+from odyssey.study.config import DEFAULT_WORLD_SWEEP, DomainSpec, StudyConfig
+from odyssey.study.design import base_final_lr, study_design
+from odyssey.study.executor import DomainTask, make_executor
+from odyssey.study.plan import PlannedRun, plan_runs
+from odyssey.study.variants import parse_variant
+
+# What a study writes into its directory (and --overwrite removes): nothing else is touched.
+STUDY_OUTPUTS = ("runs", "evals", "results.sqlite", "results.sqlite-wal", "results.sqlite-shm", "results.json",
+                 "report.html", "config.yaml", "features.json")
 
 
 @dataclass
@@ -43,6 +61,16 @@ class Targets:
     model: str
     general: str
     domains: list[DomainSpec]
+
+    def domain(self, name: str) -> DomainSpec:
+        return next(d for d in self.domains if d.name == name)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "general": self.general, "domains": [d.model_dump() for d in self.domains]}
+
+    @classmethod
+    def from_dict(cls, t: dict) -> Targets:
+        return cls(t["model"], t["general"], [DomainSpec.model_validate(d) for d in t["domains"]])
 
 
 def resolve_targets(cfg: StudyConfig, progress: bool = True) -> Targets:
@@ -73,16 +101,78 @@ def resolve_targets(cfg: StudyConfig, progress: bool = True) -> Targets:
     return Targets(model, general, domains)
 
 
-class Study:
-    """Runs a study's steps, each recorded in the store and skipped when already done."""
+def _sha(data) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
-    def __init__(self, cfg: StudyConfig, console: Console | None = None, progress: bool = True):
+
+class Study:
+    """Runs a study's steps, each recorded in the store and skipped when already done
+    under the same fingerprint.
+
+    ``overwrite``: remove what an earlier study wrote into ``cfg.out`` first;
+    ``rerun_changed``: redo stored runs whose fingerprint differs (else: refuse);
+    ``redo``: domains whose runs are redone from scratch.
+    """
+
+    def __init__(self, cfg: StudyConfig, console: Console | None = None, progress: bool = True,
+                 targets: Targets | None = None, *, overwrite: bool = False, rerun_changed: bool = False,
+                 redo: tuple[str, ...] | list[str] = ()):
         self.cfg = cfg
+        self.overwrite, self.rerun_changed, self.redo = overwrite, rerun_changed, tuple(redo)
         self.out = Path(cfg.out)
         self.console = console or Console(stderr=True)
         self.progress = progress
-        self.store = StudyStore(self.out / "results.sqlite")
+        self.targets = targets
+        self._store: ResultsStore | None = None
+        self._fingerprints: dict[str, str | None] = {}
 
+    @property
+    def store(self) -> ResultsStore:
+        if self._store is None:  # opened only once the config has been checked
+            self._store = ResultsStore(self.out / "results.sqlite")
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    # -- fingerprints ---------------------------------------------------------------------
+    def _data_sha(self, spec: str, split: str) -> str | None:
+        key = f"{spec}:{split}"
+        if key not in self._fingerprints:
+            self._fingerprints[key] = data_fingerprint(spec, split)
+        return self._fingerprints[key]
+
+    def _model_sha(self, model: str) -> str | None:
+        if f"model:{model}" not in self._fingerprints:
+            self._fingerprints[f"model:{model}"] = model_fingerprint(model)
+        return self._fingerprints[f"model:{model}"]
+
+    def _eval_config(self, max_tokens: int | None = None) -> EvalConfig:
+        return EvalConfig(**{**self.cfg.test_eval.model_dump(), "max_tokens": max_tokens or self.cfg.test_eval.max_tokens})
+
+    def run_fingerprint(self, adapt_cfg: AdaptConfig, planned: PlannedRun, domain: DomainSpec) -> dict:
+        """Everything that decides a run's record, as plain data (its sha256 keys the run)."""
+        volatile = {"out", "resume", "overwrite", "report_to", "energy"}  # how it is run, not what it computes
+        return {
+            "adapt": adapt_cfg.model_dump(mode="json", exclude=volatile),
+            "model_sha256": self._model_sha(adapt_cfg.model),
+            "data_sha256": {s: self._data_sha(domain.path, s) for s in ("train", "valid", "test")},
+            "general_sha256": {s: self._data_sha(adapt_cfg.general, s) for s in ("valid", "test")},
+            "test_eval": self._eval_config().model_dump(mode="json", exclude={"progress", "device"}),
+            "general_test_max_tokens": self.cfg.general_test_max_tokens,
+            "probes": self.cfg.probes.model_dump(mode="json") if planned.reference else None,
+        }
+
+    def eval_key(self, label: str, model: str, data: str, max_tokens: int | None, run_sha: str | None = None) -> str:
+        """The store key of an evaluation: readable label + a hash of the model (weights or
+        the run that made them), the data's sha256 and the evaluation settings."""
+        path, _, split = data.rpartition(":")
+        ecfg = self._eval_config(max_tokens).model_dump(mode="json", exclude={"progress", "device"})
+        who = run_sha or self._model_sha(model) or model
+        return f"{label}|{_sha([who, self._data_sha(path, split), ecfg])[:16]}"
+
+    # -- steps ----------------------------------------------------------------------------
     def evaluation(self, key: str, model: str, data: str, out_dir: Path, max_tokens: int | None = None) -> dict:
         """The summary of evaluating ``model`` on ``data``; computed once, then read from the store."""
         from odyssey.evaluate.run import evaluate
@@ -90,53 +180,64 @@ class Study:
         cached = self.store.get_eval(key)
         if cached is not None:
             return cached
-        ecfg = EvalConfig(**{**self.cfg.test_eval.model_dump(), "max_tokens": max_tokens or self.cfg.test_eval.max_tokens})
-        summary = evaluate(model, data, ecfg, out_dir=out_dir, allow_pickle=self.cfg.allow_pickle,
-                           trust_remote_code=self.cfg.trust_remote_code).summary()
+        summary = evaluate(model, data, self._eval_config(max_tokens), out_dir=out_dir, energy=self.cfg.energy,
+                           allow_pickle=self.cfg.allow_pickle, trust_remote_code=self.cfg.trust_remote_code).summary()
         self.store.put_eval(key, summary)
         return summary
 
-    def adapt_config(self, targets: Targets, domain: DomainSpec, variant: Variant | None = None) -> AdaptConfig:
+    def base_general(self, targets: Targets) -> dict:
+        data = f"{targets.general}:test"
+        key = self.eval_key("base|general:test", targets.model, data, self.cfg.general_test_max_tokens)
+        return self.evaluation(key, targets.model, data, self.out / "evals" / "base-general",
+                               self.cfg.general_test_max_tokens)
+
+    def adapt_config(self, targets: Targets, domain: DomainSpec, planned: PlannedRun) -> AdaptConfig:
         r, cfg = self.cfg.recipe, self.cfg
-        optim = r.optim if variant is None or variant.lr is None else r.optim.model_copy(update={"lr": variant.lr})
-        methods = list(variant.methods) if variant else []
-        mitigation = cfg.mitigation.model_copy(update={"methods": methods})
+        variant = parse_variant(planned.variant) if planned.variant else None
+        mitigation = cfg.mitigation.model_copy(update={"methods": list(variant.methods) if variant else []})
         return AdaptConfig(model=targets.model, data=domain.path, general=targets.general,
-                           out=str(self.out / "runs" / run_name(domain.name, variant)), train=r.train, optim=optim,
-                           schedule=r.schedule, eval=r.eval, eval_every=r.eval_every, resume=True,
-                           mitigation=mitigation, allow_pickle=cfg.allow_pickle,
+                           out=str(self.out / "runs" / planned.name), train=r.train, optim=r.optim.at(planned.lr),
+                           schedule=r.schedule, eval=r.eval, eval_every=r.eval_every, save_every=r.save_every,
+                           keep_checkpoints=1, resume=True, mitigation=mitigation, energy=cfg.energy,
+                           allow_pickle=cfg.allow_pickle,
                            trust_remote_code=cfg.trust_remote_code)
 
-    def run_domain(self, targets: Targets, domain: DomainSpec, position: int, variant: Variant | None = None) -> dict:
-        """Adapt one domain (plainly, or with a mitigation variant), evaluate before and
-        after, probe the plain run, write its model card; record it in the store."""
+    def run_domain(self, targets: Targets, planned: PlannedRun) -> dict:
+        """Adapt one domain at one rate (plainly, or with a mitigation variant), evaluate
+        before and after, probe the reference run, write its model card; record it."""
         from odyssey.adapt.loop import adapt
         from odyssey.report.model_card import write_model_card
 
-        name = run_name(domain.name, variant)
-        run_dir = self.out / "runs" / name
-        gtest, gcap = f"{targets.general}:test", self.cfg.general_test_max_tokens
-        before = self.evaluation(f"base|{domain.name}:test", targets.model, f"{domain.path}:test",
-                                 self.out / "runs" / domain.name / "evals" / "base-test")
+        domain = targets.domain(planned.domain)
+        adapt_cfg = self.adapt_config(targets, domain, planned)
+        fingerprint = self.run_fingerprint(adapt_cfg, planned, domain)
+        sha = _sha(fingerprint)
+        run_dir = self.out / "runs" / planned.name
+        test = f"{domain.path}:test"
+        before = self.evaluation(self.eval_key(f"base|{domain.name}:test", targets.model, test, None),
+                                 targets.model, test, self.out / "runs" / domain.name / "evals" / "base-test")
         started = time.perf_counter()
-        result = adapt(self.adapt_config(targets, domain, variant), progress=self.progress)
+        result = adapt(adapt_cfg, progress=self.progress)
         adapted = str(run_dir / "model")
-        after = self.evaluation(f"{name}|{domain.name}:test", adapted, f"{domain.path}:test",
-                                run_dir / "evals" / "adapted-test")
-        general_after = self.evaluation(f"{name}|general:test", adapted, gtest,
-                                        run_dir / "evals" / "adapted-general", gcap)
-        general_before = self.store.get_eval("base|general:test")
-        probes = self.probe(targets, domain, run_dir) if variant is None else None
+        after = self.evaluation(self.eval_key(f"{planned.name}|{domain.name}:test", adapted, test, None, sha),
+                                adapted, test, run_dir / "evals" / "adapted-test")
+        gtest, gcap = f"{targets.general}:test", self.cfg.general_test_max_tokens
+        general_after = self.evaluation(self.eval_key(f"{planned.name}|general:test", adapted, gtest, gcap, sha),
+                                        adapted, gtest, run_dir / "evals" / "adapted-general", gcap)
+        general_before = self.base_general(targets)
+        probes = self.probe(targets, domain, run_dir) if planned.reference else None
         record = domain_record(domain, before, after, general_before, general_after, result,
                                seconds=time.perf_counter() - started)
-        record.update(domain=domain.name, variant=variant.name if variant else None,
-                      methods=list(variant.methods) if variant else [],
-                      lr=(variant.lr if variant and variant.lr else self.cfg.recipe.optim.lr))
+        final_lr = base_final_lr(self.cfg, targets.model)
+        record.update(run=planned.name, domain=domain.name, variant=planned.variant, reference=planned.reference,
+                      methods=list(parse_variant(planned.variant).methods) if planned.variant else [],
+                      lr=planned.lr, lr_ratio=planned.lr / final_lr if final_lr else None,
+                      config_sha256=sha, run_config=fingerprint)
         if probes:
             record["probes"] = probes
-            write_model_card(run_dir, base_model=targets.model)  # adapt wrote it before the probes ran
-        self.store.put_metrics(name, read_metrics(run_dir))
-        self.store.put_run(name, "done", record, position)
+        write_model_card(run_dir, base_model=targets.model)  # with the probes, when they ran
+        self.store.put_metrics(planned.name, read_metrics(run_dir))
+        self.store.put_run(planned.name, "done", record, planned.position)
         return record
 
     def probe(self, targets: Targets, domain: DomainSpec, run_dir: Path) -> dict | None:
@@ -162,51 +263,137 @@ class Study:
             save_probe(r, run_dir / "probes")
         return probe_headline(results.get("bias"), results.get("memorization"))
 
-    def run(self) -> dict:
-        from odyssey.study.executor import DomainTask, make_executor
+    # -- what is stored ----------------------------------------------------------------------
+    def stored_status(self, targets: Targets, planned: PlannedRun) -> tuple[str, list[str]]:
+        """``("new" | "done" | "changed", what differs)`` of a planned run against the store."""
+        done = self.store.get_run(planned.name)
+        if not done or done["status"] != "done":
+            return "new", []
+        domain = targets.domain(planned.domain)
+        now = self.run_fingerprint(self.adapt_config(targets, domain, planned), planned, domain)
+        if done.get("config_sha256") == _sha(now):
+            return "done", []
+        return "changed", config_differences(done.get("run_config") or {}, now) or ["(stored before fingerprints)"]
 
+    def forget(self, name: str) -> None:
+        """Remove a run's directory and record (to redo it from scratch)."""
+        shutil.rmtree(self.out / "runs" / name, ignore_errors=True)
+        self.store.delete_run(name)
+
+    def pending(self, targets: Targets, planned: list[PlannedRun]) -> list[PlannedRun]:
+        """The planned runs still to do, after applying redo / rerun_changed; refuses a
+        changed run otherwise."""
+        todo, changed = [], []
+        for p in planned:
+            if p.domain in self.redo:
+                self.forget(p.name)
+                todo.append(p)
+                continue
+            status, diff = self.stored_status(targets, p)
+            if status == "done":
+                rec = self.store.get_run(p.name)
+                self.console.print(f"  [{p.position + 1}/{len(planned)}] {escape(p.name)}: done earlier "
+                                   f"({rec['delta_ppl_pct']:+.2f}%)")
+            elif status == "changed" and self.rerun_changed:
+                self.console.print(f"  {escape(p.name)}: config changed ({', '.join(diff[:4])}): redoing it")
+                self.forget(p.name)
+                todo.append(p)
+            elif status == "changed":
+                changed.append((p.name, diff))
+            else:
+                todo.append(p)
+        if changed:
+            name, diff = changed[0]
+            more = f" (and {len(changed) - 1} more runs)" if len(changed) > 1 else ""
+            raise ConfigError(f"{self.out / 'runs' / name} was made with another config: {', '.join(diff[:5])} "
+                              f"differ{more}",
+                              "pass --rerun-changed to redo the runs whose config changed, --redo DOMAIN, "
+                              "--overwrite to start the study over, or choose another --out")
+        return todo
+
+    # -- the study ----------------------------------------------------------------------------
+    def run(self) -> dict:
         cfg, started = self.cfg, time.perf_counter()
         executor = make_executor(cfg)
-        targets = resolve_targets(cfg, self.progress)
+        targets = self.targets or resolve_targets(cfg, self.progress)
+        planned = plan_runs([d.name for d in targets.domains], cfg.recipe.lrs, cfg.mitigations, sweep_domains(cfg, targets))
+        unknown = sorted(set(self.redo) - {d.name for d in targets.domains})
+        if unknown:
+            raise ConfigError(f"unknown domain(s) to redo: {', '.join(unknown)}",
+                              f"choose from {', '.join(d.name for d in targets.domains)}")
+        if self.overwrite:
+            self.close()
+            remove_study_outputs(self.out)
+            self._store = None
         save_config(cfg, self.out / "config.yaml")
         self.store.set_meta("config", cfg.model_dump(mode="json"))
-        targets_dict = {"model": targets.model, "general": targets.general,
-                        "domains": [d.model_dump() for d in targets.domains]}
-        self.store.set_meta("targets", targets_dict)
-        self.console.print(f"[bold]study[/] {cfg.name}: {len(targets.domains)} domains, model {targets.model}")
-        base = self.evaluation("base|general:test", targets.model, f"{targets.general}:test",
-                               self.out / "evals" / "base-general", cfg.general_test_max_tokens)
+        self.store.set_meta("targets", targets.to_dict())
+        self.store.set_meta("design", study_design(cfg, targets, planned))
+        self.console.print(f"[bold]study[/] {escape(cfg.name)}: {len(targets.domains)} domains × "
+                           f"{len(cfg.recipe.lrs)} learning rates, {len(planned)} runs, model {escape(targets.model)}")
+        base = self.base_general(targets)
         self.console.print(f"  base model on general test: perplexity {base['perplexity']:.2f}, "
                            f"{base['bits_per_byte']:.3f} bits/byte")
-        variants = [None, *study_variants(cfg.mitigations)]
-        n = len(targets.domains) * len(variants)
-        tasks = []
-        for i, domain in enumerate(targets.domains):
-            for j, variant in enumerate(variants):
-                position = i * len(variants) + j
-                name = run_name(domain.name, variant)
-                done = self.store.get_run(name)
-                if done and done["status"] == "done":
-                    self.console.print(f"  [{position + 1}/{n}] {name}: done earlier ({done['delta_ppl_pct']:+.2f}%)")
-                    continue
-                tasks.append(DomainTask(cfg.model_dump(mode="json"), targets_dict, domain.name, position,
-                                        variant.name if variant else None))
+        todo = self.pending(targets, planned)
+        tasks = [DomainTask(cfg.model_dump(mode="json"), targets.to_dict(), p) for p in todo]
 
         def tag(task: DomainTask) -> str:
-            return f"[{task.position + 1}/{n}] {task.run}"
+            return f"[{task.run.position + 1}/{len(planned)}] {escape(task.run.name)}"
 
         def on_start(task: DomainTask) -> None:
-            self.console.print(f"  {tag(task)}: adapting ({elapsed(started)} elapsed)")
+            self.console.print(f"  {tag(task)}: adapting at lr {task.run.lr:g} ({elapsed(started)} elapsed)")
 
         def on_done(task: DomainTask, rec: dict) -> None:
             self.console.print(f"  {tag(task)}: perplexity {rec['ppl_before']:.2f} → {rec['ppl_after']:.2f} "
                                f"({rec['delta_ppl_pct']:+.2f}%), general {rec['forgetting_pct']:+.2f}%, "
                                f"{rec['seconds']:.0f} s")
 
-        # local: in this process, in order; ray: each domain a Ray task (odyssey.study.executor)
-        executor.run(tasks, study=self, on_start=on_start, on_done=on_done)
+        # local: in this process, in order; ray: each run a Ray task (odyssey.study.executor)
+        local = executor.name == "local"
+        executor.run(tasks, (lambda t: run_task(t, study=self)) if local else run_task,
+                     on_start=on_start, on_done=on_done)
         self.store.set_meta("seconds", self.store.get_meta("seconds", 0.0) + time.perf_counter() - started)
         return write_outputs(self.out, self.store)
+
+
+def sweep_domains(cfg: StudyConfig, targets: Targets) -> list[str] | None:
+    """The domains that get every learning rate (None: all); see ``lr_sweep_domains``."""
+    if cfg.lr_sweep_domains == "all":
+        return None
+    if cfg.lr_sweep_domains is not None or cfg.domains is not None:
+        return cfg.lr_sweep_domains
+    names = {d.name for d in targets.domains}
+    return [n for n in DEFAULT_WORLD_SWEEP if n in names]
+
+
+def run_task(task: DomainTask, study: Study | None = None) -> dict:
+    """Run (or skip, if done) one planned run of a study; return its record.
+
+    ``study``: the :class:`Study` of this process; without it (a Ray worker) a fresh one
+    is opened on the study directory and closed after.
+    """
+    own = study is None
+    if own:
+        study = Study(StudyConfig.model_validate(task.config), progress=False)
+    try:
+        targets = Targets.from_dict(task.targets)
+        if study.stored_status(targets, task.run)[0] == "done":
+            return study.store.get_run(task.run.name)
+        return study.run_domain(targets, task.run)
+    finally:
+        if own:
+            study.close()
+
+
+def remove_study_outputs(out: Path) -> None:
+    """What a study wrote into ``out`` (runs, evaluations, store, results, report);
+    anything else in the directory is left alone."""
+    for name in STUDY_OUTPUTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def domain_record(domain: DomainSpec, before: dict, after: dict, general_before: dict, general_after: dict,
@@ -230,44 +417,57 @@ def domain_record(domain: DomainSpec, before: dict, after: dict, general_before:
     }
 
 
-def collect_results(store: StudyStore) -> dict:
+def collect_results(store: ResultsStore) -> dict:
     """The content of ``results.json``, from the store alone."""
     cfg = store.get_meta("config", {})
     targets = store.get_meta("targets", {})
-    base = store.get_eval("base|general:test") or {}
+    design = store.get_meta("design", {})
+    base_key = next((k for k in store.eval_keys() if k.startswith("base|general:test")), None)
+    base = (store.get_eval(base_key) if base_key else None) or {}
     runs = store.runs("done")
+    plain = [r for r in runs if not r.get("variant")]
     return {
         "study": {"name": cfg.get("name"), "model": targets.get("model"), "general": targets.get("general"),
                   "recipe": cfg.get("recipe"), "test_eval": cfg.get("test_eval"),
                   "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "odyssey_version": __version__,
                   "seconds": store.get_meta("seconds"),
                   "machine": describe()},
-        "base": {"general_ppl": base.get("perplexity"), "general_bpb": base.get("bits_per_byte")},
-        "domains": [r for r in runs if not r.get("variant")],
+        "design": design,
+        "base": {"general_ppl": base.get("perplexity"), "general_bpb": base.get("bits_per_byte"),
+                 **(design.get("base") or {})},
+        # the main table: plain adaptation at the reference rate
+        "domains": [r for r in plain if r.get("reference", True)],
+        # the factorial: plain adaptation at every rate (the phase diagram's cells)
+        "cells": plain,
         "mitigations": [r for r in runs if r.get("variant")],
     }
 
 
-def write_outputs(out: Path, store: StudyStore) -> dict:
+def write_outputs(out: Path, store: ResultsStore) -> dict:
     """``results.json`` and ``report.html`` from the store (also `odyssey report`)."""
     from odyssey.report import render_report
     from odyssey.study.analyses import study_sections
 
     results = collect_results(store)
     write_json(out / "results.json", results)
-    curves = {d["name"]: store.metrics(d["name"]) for d in results["domains"]}  # plain runs only
+    curves = {d["name"]: store.metrics(d["name"]) for d in results["domains"]}  # reference runs only
     render_report(results, curves, out / "report.html", sections=study_sections(out, results))
     return results
 
 
-def run_study(cfg: StudyConfig, *, progress: bool = True, console: Console | None = None) -> dict:
-    """Run (or resume) a study; return the results.json content.
+def run_study(cfg: StudyConfig, *, progress: bool = True, console: Console | None = None,
+              overwrite: bool = False, rerun_changed: bool = False, redo: tuple[str, ...] | list[str] = ()) -> dict:
+    """Run (or resume) a study; return the results.json content (see :class:`Study` for
+    ``overwrite``, ``rerun_changed`` and ``redo``).
 
     >>> results = run_study(StudyConfig(out="studies/default"))
     """
-    study = Study(cfg, console=console, progress=progress)
-    try:
-        return study.run()
-    finally:
-        study.store.close()
+    from odyssey.runlock import run_lock
 
+    study = Study(cfg, console=console, progress=progress, overwrite=overwrite, rerun_changed=rerun_changed,
+                  redo=redo)
+    try:
+        with run_lock(cfg.out, what="study"):  # one writer per study directory
+            return study.run()
+    finally:
+        study.close()

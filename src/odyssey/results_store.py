@@ -1,4 +1,5 @@
-"""The results store of a study: one SQLite file, ``results.sqlite``.
+"""The results store of a resumable experiment (a study, a collapse experiment): one
+SQLite file, ``results.sqlite``. It sits below the orchestrators that share it.
 
 Tables:
 - ``evals``: one row per (model, data) evaluation, keyed by a readable string such as
@@ -29,10 +30,10 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
-class StudyStore:
+class ResultsStore:
     """Typed access to ``results.sqlite``.
 
-    >>> store = StudyStore("studies/default/results.sqlite")
+    >>> store = ResultsStore("studies/default/results.sqlite")
     >>> store.get_eval("base|general:test")
     """
 
@@ -72,6 +73,16 @@ class StudyStore:
 
     def put_run(self, name: str, status: str, record: dict, position: int) -> None:
         self._put("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?)", (name, status, json.dumps(record), position))
+
+    def eval_keys(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT key FROM evals ORDER BY key").fetchall()]
+
+    def delete_run(self, name: str) -> None:
+        """A run's record, metrics and the evaluations of its model (keys ``name|...``)."""
+        with self.db:
+            self.db.execute("DELETE FROM runs WHERE name = ?", (name,))
+            self.db.execute("DELETE FROM metrics WHERE run = ?", (name,))
+            self.db.execute("DELETE FROM evals WHERE substr(key, 1, ?) = ?", (len(name) + 1, f"{name}|"))
 
     def runs(self, status: str | None = None) -> list[dict]:
         rows = self.db.execute("SELECT name, status, record FROM runs ORDER BY position").fetchall()
