@@ -227,9 +227,12 @@ class Diagnosis:
 
 
 def diagnose(data: PathLike, model: PathLike | None = None, *, reference: PathLike | None = None,
-             fit: PathLike | dict | None = None, probe: bool = False, config=None) -> Diagnosis:
+             fit: PathLike | dict | None = None, probe: bool = False, config=None, lr: float | None = None,
+             base_final_lr: float | None = None) -> Diagnosis:
     """Will adapting ``model`` (a path, ``.gguf`` file or short name; default the shipped
-    base) to ``data`` help? A prediction from similarity measures before any training.
+    base) to ``data`` help? A prediction from similarity measures before any training; with
+    a fit made on several learning rates, at peak rate ``lr`` (the details then name the
+    largest rate predicted not to make in-domain perplexity worse, ``safe_lr``).
 
     >>> d = odyssey.diagnose("corpora/legal", model="smollm2-135m")
     >>> d.recommendation, d.predicted_delta_ppl_pct
@@ -239,7 +242,12 @@ def diagnose(data: PathLike, model: PathLike | None = None, *, reference: PathLi
     if model is not None and not _is_path(model):
         raise ConfigError("diagnose takes the model as a path or name",
                           "save the model (model.save_pretrained) and pass its directory")
-    r = run_diagnose(data, model=model, reference=reference, fit=fit, config=config, probe=probe)
+    from odyssey.study.config import Recipe
+    from odyssey.study.probe import run_probe
+
+    r = run_diagnose(data, model=model, reference=reference, fit=fit, config=config,
+                     probe=run_probe if probe else None, lr=lr, base_final_lr=base_final_lr,
+                     probe_recipe=Recipe().model_dump(mode="json"))
     return Diagnosis(recommendation=r["recommendation"], predicted_delta_ppl_pct=r["predicted_delta_ppl_pct"],
                      interval=list(r["interval"]), predicted_forgetting_pct=r.get("predicted_forgetting_pct"),
                      notes=list(r.get("notes") or []), details=r)

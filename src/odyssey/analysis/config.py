@@ -99,6 +99,10 @@ class PredictorFitConfig(StageConfig):
         0.8, gt=0, lt=1, description="The prediction interval is ± this quantile of the absolute "
         "leave-one-domain-out residuals.")
     min_domains: int = Field(4, ge=3, description="Refuse to fit on fewer domains than this.")
+    learning_rate: bool = Field(
+        True, description="When the studies ran several learning rates: add the rate as a feature, "
+        "ln(lr / the base's final pretraining rate), and its product with each measure (so that the "
+        "rate's effect may depend on how similar the domain is).")
 
 
 class DecisionConfig(StageConfig):

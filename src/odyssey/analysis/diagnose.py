@@ -1,5 +1,6 @@
 """`odyssey diagnose`: will adapting this model to this data help? Measure the data's
-similarity to the model's pretraining data (optionally run a short probe), feed the
+similarity to the model's pretraining data (optionally with a short probe run, given as a
+function: :func:`odyssey.study.probe.run_probe`), feed the
 measures to a fitted predictor (:mod:`odyssey.analysis.predictor`) and recommend
 ``adapt``, ``rely`` on the base model, or ``mitigate`` (naming which mitigation).
 
@@ -19,16 +20,26 @@ import hashlib
 import json
 import math
 import os
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from odyssey.analysis.config import DiagnoseConfig, ProbeConfig
-from odyssey.analysis.predictor import PROBE_FEATURE, decide, fit_predictor, load_fit, predict
+from odyssey.analysis.predictor import (
+    LR_FEATURE,
+    PROBE_FEATURE,
+    decide,
+    fit_predictor,
+    largest_safe_rate,
+    load_fit,
+    predict,
+    studied_ratios,
+)
 from odyssey.analysis.reference_cache import cached_reference
 from odyssey.analysis.similarity import MEASURES, ReferenceProfile, similarity
+from odyssey.corpora.store import data_fingerprint
 from odyssey.errors import ConfigError, DataError
-from odyssey.io import read_json, sha256_file, write_json
+from odyssey.io import read_json, write_json
+from odyssey.models.fingerprint import model_fingerprint
 
 FEATURES_FILE = "features.json"
 FEATURES_FORMAT = 1
@@ -46,35 +57,6 @@ def measurement_settings(config: DiagnoseConfig) -> dict:
 def settings_hash(config: DiagnoseConfig) -> str:
     text = json.dumps(measurement_settings(config), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def data_fingerprint(spec: str | os.PathLike | None, split: str = "train") -> str | None:
-    """sha256 of a corpus split (the manifest's record, else of its shard files) or of a
-    file; ``None`` when the data is not on this machine."""
-    from odyssey.corpora.store import is_corpus_dir, parse_data_spec, read_manifest, split_files
-
-    if spec is None:
-        return None
-    path, sp = parse_data_spec(str(spec), split)
-    if is_corpus_dir(path):
-        recorded = ((read_manifest(path).get("splits") or {}).get(sp or split) or {}).get("sha256")
-        if recorded:
-            return recorded
-        h = hashlib.sha256()
-        for f in split_files(path, sp or split):
-            h.update(sha256_file(f).encode())
-        return h.hexdigest()
-    return sha256_file(path) if path.is_file() else None
-
-
-def model_fingerprint(model: str | os.PathLike | None) -> str | None:
-    """sha256 of a local model's ``model.safetensors``; ``None`` for anything else."""
-    from odyssey.models.load import resolve_model_path
-
-    if model is None:
-        return None
-    weights = Path(resolve_model_path(model)) / "model.safetensors"
-    return sha256_file(weights) if weights.is_file() else None
 
 
 def _configs(config: DiagnoseConfig):
@@ -98,76 +80,10 @@ def _load(model: str, config: DiagnoseConfig):
 
 
 # -- the probe ------------------------------------------------------------------------------
-def _probe_documents(data: str, max_bytes: int) -> tuple[list[dict], list[dict], int]:
-    """(train slice, valid documents, bytes of the whole train split)."""
-    from odyssey.corpora.store import is_corpus_dir, iter_split, load_documents, parse_data_spec
-
-    path, _ = parse_data_spec(str(data))
-    if is_corpus_dir(path):
-        train_iter, valid = iter_split(path, "train"), list(iter_split(path, "valid"))
-    else:
-        docs = load_documents(path)
-        valid = docs[::10]
-        train_iter = iter(d for i, d in enumerate(docs) if i % 10)
-    sliced, sliced_bytes, total = [], 0, 0
-    for doc in train_iter:
-        size = len(doc["text"].encode("utf-8"))
-        total += size
-        if sliced_bytes < max_bytes:
-            sliced.append(doc)
-            sliced_bytes += size
-    if not sliced or not valid:
-        raise DataError(f"{data}: the probe needs train and valid documents", "give a corpus with both splits")
-    return sliced, valid, total
-
-
-def run_probe(model: str, data: str, config: ProbeConfig | None = None, recipe=None,
-              progress: bool = True) -> dict:
-    """A short adapt run (``config.steps`` steps of the study ``recipe``, default
-    :class:`odyssey.study.config.Recipe`) on a slice of the train split, in a temporary
-    directory; the change of valid perplexity, extrapolated to one epoch of the whole
-    train split.
-
-    Extrapolation: the log-perplexity change is taken to grow like ``log(1 + steps)``
-    (loss curves are roughly straight against log steps), so
-    ``d_epoch = d_probe * log(1 + epoch_steps) / log(1 + probe_steps)``, with
-    ``epoch_steps`` estimated from the slice's tokens per byte and the train split's bytes.
-
-    >>> run_probe("runs/base", "corpora/legal")["probe_delta_ppl_pct"]
-    """
-    from odyssey.adapt.config import AdaptConfig
-    from odyssey.adapt.loop import adapt
-    from odyssey.io import write_jsonl
-    from odyssey.models import load_tokenizer
-    from odyssey.study.config import Recipe
-
-    config = config or ProbeConfig()
-    recipe = recipe or Recipe()
-    sliced, valid, train_bytes = _probe_documents(data, config.max_bytes)
-    with tempfile.TemporaryDirectory(prefix="odyssey-probe-") as tmp:
-        corpus = Path(tmp) / "slice"
-        write_jsonl(corpus / "train" / "shard-00000.jsonl", sliced)
-        write_jsonl(corpus / "valid" / "shard-00000.jsonl", valid)
-        write_json(corpus / "manifest.json", {"name": "probe-slice", "splits": {}})
-        cfg = AdaptConfig(model=str(model), data=str(corpus), out=str(Path(tmp) / "run"),
-                          train=recipe.train.model_copy(update={"max_steps": config.steps}),
-                          optim=recipe.optim, schedule=recipe.schedule,
-                          eval=recipe.eval.model_copy(update={"max_tokens": config.valid_max_tokens}),
-                          eval_every=0)
-        result = adapt(cfg, progress=progress)
-    before, after = result.evals["valid"]["before"]["perplexity"], result.evals["valid"]["after"]["perplexity"]
-    tok = load_tokenizer(model)
-    slice_bytes = sum(len(d["text"].encode("utf-8")) for d in sliced)
-    slice_tokens = sum(len(ids) + 1 for ids in tok([d["text"] for d in sliced])["input_ids"])
-    tokens_per_step = result.tokens / max(1, result.steps)
-    epoch_steps = max(1, math.ceil(slice_tokens / slice_bytes * train_bytes / tokens_per_step))
-    d = math.log(after / before)
-    factor = math.log1p(epoch_steps) / math.log1p(result.steps)
-    return {"steps": result.steps, "tokens": result.tokens, "slice_bytes": slice_bytes, "train_bytes": train_bytes,
-            "valid_ppl_before": before, "valid_ppl_after": after,
-            "delta_ppl_pct": 100.0 * (after / before - 1.0), "epoch_steps": epoch_steps,
-            "extrapolation_factor": factor, PROBE_FEATURE: 100.0 * math.expm1(d * factor),
-            "seconds": result.seconds}
+# A probe is a short adapt run, which an orchestrator composes (odyssey.study.probe.run_probe):
+# this module only takes its result, as a function of (model, data, probe config, recipe,
+# progress) -> {"probe_delta_ppl_pct": ..., ...}.
+Prober = Callable[[str, str, ProbeConfig, "dict | None", bool], dict]
 
 
 # -- fitting on studies ---------------------------------------------------------------------
@@ -178,13 +94,6 @@ def _read_results(study_dir: Path) -> dict:
     if not isinstance(results, dict) or "domains" not in results or "study" not in results:
         raise DataError(f"{study_dir}/results.json is not a study's results")
     return results
-
-
-def _recipe_of(results: dict):
-    from odyssey.study.config import Recipe
-
-    raw = results["study"].get("recipe")
-    return Recipe.model_validate(raw) if raw else Recipe()
 
 
 class _StudyMeasurer:
@@ -207,7 +116,7 @@ class _StudyMeasurer:
 
 
 def study_features(study_dir: str | os.PathLike, config: DiagnoseConfig | None = None, *,
-                   probe: bool = False, progress: bool = True, log=None) -> list[dict]:
+                   probe: Prober | None = None, progress: bool = True, log=None) -> list[dict]:
     """One row per done domain of a study (see :func:`~odyssey.analysis.predictor.fit_predictor`),
     measuring only what ``STUDY_DIR/features.json`` does not hold for the same data,
     model and settings (the file is updated after each domain)."""
@@ -223,7 +132,8 @@ def study_features(study_dir: str | os.PathLike, config: DiagnoseConfig | None =
               "model": study.get("model"), "model_sha256": model_fingerprint(study.get("model")),
               "settings": settings_hash(config)}
     measurer, rows = _StudyMeasurer(results, config), []
-    for d in results["domains"]:
+    # a study with a learning-rate axis has one cell per domain and rate; older ones, domains
+    for d in results.get("cells") or results["domains"]:
         if d.get("status", "done") != "done":
             continue
         key = {**shared, "path": d["path"], "data_sha256": data_fingerprint(d["path"])}
@@ -243,13 +153,13 @@ def study_features(study_dir: str | os.PathLike, config: DiagnoseConfig | None =
             if (entry.get("probe") or {}).get("key") != pkey:
                 if log:
                     log(f"probing {d['name']} ({config.probe.steps} steps)")
-                entry["probe"] = {"key": pkey, **run_probe(study["model"], d["path"], config.probe,
-                                                           _recipe_of(results), progress=progress)}
+                entry["probe"] = {"key": pkey, **probe(study["model"], d["path"], config.probe,
+                                                       study.get("recipe"), progress)}
                 write_json(cache_path, cache)
             feats[PROBE_FEATURE] = entry["probe"][PROBE_FEATURE]
         rows.append({"name": d["name"], "study": str(study_dir), "kind": d.get("kind"), "path": d["path"],
                      "delta_ppl_pct": d.get("delta_ppl_pct"), "forgetting_pct": d.get("forgetting_pct"),
-                     "features": feats})
+                     "lr": d.get("lr"), "lr_ratio": d.get("lr_ratio"), "run": d.get("run"), "features": feats})
     return rows
 
 
@@ -264,7 +174,7 @@ def load_study_features(study_dir: str | os.PathLike) -> dict[str, dict]:
 
 
 def fit_studies(study_dirs: Sequence[str | os.PathLike], config: DiagnoseConfig | None = None, *,
-                out: str | os.PathLike | None = None, probe: bool = False, progress: bool = True,
+                out: str | os.PathLike | None = None, probe: Prober | None = None, progress: bool = True,
                 log=None) -> dict:
     """Fit the predictor on the done domains of one or more studies; write the fit to
     ``out`` when given (atomically) and return it.
@@ -296,11 +206,18 @@ def fit_studies(study_dirs: Sequence[str | os.PathLike], config: DiagnoseConfig 
 # -- diagnosing ------------------------------------------------------------------------------
 def diagnose(data: str | os.PathLike, *, model: str | os.PathLike | None = None,
              reference: str | os.PathLike | None = None, fit: str | os.PathLike | dict | None = None,
-             config: DiagnoseConfig | None = None, probe: bool = False, progress: bool = False) -> dict:
+             config: DiagnoseConfig | None = None, probe: Prober | None = None, progress: bool = False,
+             lr: float | None = None, base_final_lr: float | None = None, probe_recipe: dict | None = None) -> dict:
     """Recommend ``adapt``, ``rely`` or ``mitigate`` for adapting ``model`` (default: the
     shipped base) to ``data``, with the predicted change of in-domain perplexity (%),
     its interval and the evidence (see :func:`odyssey.analysis.predictor.decide` for
     the rule).
+
+    With a fit made on several learning rates, the prediction is for peak rate ``lr``
+    (default: the base's final pretraining rate, ``base_final_lr``, read from the model's
+    provenance.json when not given), and the diagnosis also names the largest studied
+    rate predicted not to make in-domain perplexity worse (``safe_lr``), or says to rely
+    on the base when there is none.
 
     ``reference`` defaults to the model's pretraining corpus (its provenance.json), as
     :func:`~odyssey.analysis.similarity.build_reference` resolves it; ``fit`` to the
@@ -325,9 +242,11 @@ def diagnose(data: str | os.PathLike, *, model: str | os.PathLike | None = None,
     sim = measure(str(data), ref, _load(model, config), config)
     features = {m: sim[m] for m in MEASURES}
     notes = list(sim.get("notes") or [])
+    rate = _rate_features(fit, model, lr, base_final_lr)
+    features.update(rate["features"])
     probe_result = None
     if probe:
-        probe_result = run_probe(model, str(data), config.probe, progress=progress)
+        probe_result = probe(model, str(data), config.probe, probe_recipe, progress)
         features[PROBE_FEATURE] = probe_result[PROBE_FEATURE]
         if not uses_probe:
             notes.append("the probe is shown as evidence but the fit does not use it "
@@ -336,6 +255,15 @@ def diagnose(data: str | os.PathLike, *, model: str | os.PathLike | None = None,
     fitted = fit["targets"]["delta_ppl_pct"]
     decision = decide(pred["predicted_delta_ppl_pct"], pred["interval"], pred.get("predicted_forgetting_pct"),
                       config.decision)
+    safe = None
+    if rate["features"]:
+        safe = largest_safe_rate(fit, features)
+        safe["lr"] = safe["ratio"] * rate["base_final_lr"] if safe["ratio"] is not None else None
+        decision = _with_rate(decision, rate, safe)
+        lo, hi = safe["studied"]
+        if not lo * (1 - 1e-9) <= rate["ratio"] <= hi * (1 + 1e-9):
+            notes.append(f"lr {rate['lr']:g} is {rate['ratio']:g}× the base's final rate, outside the studied "
+                         f"{lo:g}× to {hi:g}×: the prediction extrapolates")
     notes += _comparability_notes(fit, ref, config, pred)
     return {
         "model": model, "data": str(data), "reference": ref.name, "reference_kind": ref.kind,
@@ -346,6 +274,8 @@ def diagnose(data: str | os.PathLike, *, model: str | os.PathLike | None = None,
         "forgetting_interval": pred.get("forgetting_pct_interval"),
         "features": pred["features"], "intercept_pct": pred["intercept_pct"],
         "predicted_log_ratio": pred["predicted_log_ratio"], "intercept_log": pred["intercept_log"],
+        "lr": rate.get("lr"), "lr_ratio": rate.get("ratio"), "base_final_lr": rate.get("base_final_lr"),
+        "safe_lr": safe,
         "similarity": {k: v for k, v in sim.items() if k != "notes"},
         "probe": probe_result,
         "fit": {"path": fit.get("_path"), "studies": [s.get("dir") for s in fit.get("studies", [])],
@@ -353,6 +283,51 @@ def diagnose(data: str | os.PathLike, *, model: str | os.PathLike | None = None,
                 "loo_sign_accuracy": fitted["loo"]["sign_accuracy"], "loo_mae": fitted["loo"]["mae"]},
         "notes": notes,
     }
+
+
+def _rate_features(fit: dict, model: str, lr: float | None, base_final_lr: float | None) -> dict:
+    """The learning-rate feature of a fit made on several rates (nothing for a fit at one
+    rate, where ``lr`` is refused)."""
+    if not studied_ratios(fit):
+        if lr is not None:
+            raise ConfigError(f"the fit {fit.get('_path', '')} was made at one learning rate: it cannot predict "
+                              "at another", "refit it on a study with several rates (odyssey study --lr ...)")
+        return {"features": {}}
+    final = base_final_lr or _provenance_final_lr(model)
+    if final is None:
+        raise ConfigError(f"the base's final pretraining learning rate of {model} is unknown",
+                          "give --base-final-lr (the rate its pretraining ended at)")
+    lr = lr if lr is not None else final
+    if not lr > 0:
+        raise ConfigError(f"--lr must be > 0, got {lr}")
+    return {"features": {LR_FEATURE: math.log(lr / final)}, "lr": lr, "ratio": lr / final, "base_final_lr": final}
+
+
+def _provenance_final_lr(model: str) -> float | None:
+    """The final learning rate recorded in an odyssey-pretrained model's provenance.json."""
+    path = Path(model) / "provenance.json"
+    if not path.is_file():
+        return None
+    cfg = (read_json(path).get("config") or {})
+    peak, sched = (cfg.get("optim") or {}).get("lr"), cfg.get("schedule") or {}
+    if not isinstance(peak, int | float):
+        return None
+    return float(peak) if sched.get("kind") == "constant" else float(peak) * float(sched.get("min_lr_ratio", 0.1))
+
+
+def _with_rate(decision: dict, rate: dict, safe: dict) -> dict:
+    """The recommendation, qualified by the learning rate: the largest safe rate, or rely."""
+    lr = rate["lr"]
+    if safe["ratio"] is None:
+        return {**decision, "recommendation": "rely", "mitigation": None, "mitigations": [],
+                "reason": f"in-domain perplexity is predicted to get worse at every studied learning rate "
+                          f"(here: {decision['reason']}): rely on the base"}
+    extra = (f"; the largest rate predicted not to worsen in-domain perplexity is {safe['lr']:.3g} "
+             f"({safe['ratio']:.3g}× the base's final rate, predicted {safe['predicted_delta_ppl_pct']:+.1f}%)")
+    if decision["recommendation"] == "rely" or lr > safe["lr"] * (1 + 1e-9):
+        return {**decision, "recommendation": "adapt" if decision["recommendation"] != "mitigate" else "mitigate",
+                "reason": f"at lr {lr:.3g}: {decision['reason']}{extra}: adapt at {safe['lr']:.3g} or below"}
+    return {**decision, "reason": f"at lr {lr:.3g}: {decision['reason']}{extra}"}
 
 
 def _comparability_notes(fit: dict, ref: ReferenceProfile, config: DiagnoseConfig, pred: dict) -> list[str]:

@@ -23,6 +23,16 @@ perplexity changes multiply, and a change in % is bounded below by -100 (a linea
 in % predicted -107% for a domain of the default world). So the interval is symmetric
 in log space and asymmetric in %, and a feature's contribution multiplies perplexity.
 
+The learning rate. When the studies ran several peak learning rates, each row is one
+cell (domain × rate), and the fit adds ``log_lr_ratio = ln(lr / the base's final
+pretraining rate)`` and its product with each measure (``measure×log_lr_ratio``), so
+the rate's effect may depend on how similar the domain is. Every judgement is then
+*leave-one-domain-out*: all cells of a domain are held out together (a domain's cells
+share their similarity measures, so leaving one cell out would leak the others), with
+the penalty chosen by the same grouped cross-validation on the remaining domains.
+:func:`largest_safe_rate` scans the studied range of rates for the largest one
+predicted not to make in-domain perplexity worse.
+
 A fit is a plain JSON file (:func:`fit_predictor` writes its content; the shipped one is
 ``odyssey/assets/predictor/default-fit.json``):
 
@@ -46,7 +56,9 @@ from odyssey.errors import ConfigError, DataError
 
 TARGETS = ("delta_ppl_pct", "forgetting_pct")
 PROBE_FEATURE = "probe_delta_ppl_pct"
-FIT_FORMAT = 1
+LR_FEATURE = "log_lr_ratio"
+INTERACTION = "×"  # "embed_mmd×log_lr_ratio": a measure times the log rate ratio
+FIT_FORMAT = 2  # 2: cells of domain × learning rate, grouped leave-one-domain-out
 DEFAULT_FIT = Path(__file__).resolve().parent.parent / "assets" / "predictor" / "default-fit.json"
 
 
@@ -131,6 +143,46 @@ def nested_loo(X: np.ndarray, y: np.ndarray, lambdas: Sequence[float]) -> tuple[
     return preds, lams
 
 
+def group_loo_predictions(X: np.ndarray, y: np.ndarray, groups: Sequence, lam: float) -> np.ndarray:
+    """Predictions (n,) of each group's rows by a ridge fitted on the other groups (its
+    own standardization), at penalty ``lam``. With one row per group this is ordinary
+    leave-one-out, computed with the exact shortcut of :func:`ridge_loo_residuals`."""
+    X, y, groups = np.asarray(X, np.float64), np.asarray(y, np.float64), np.asarray(groups, dtype=object)
+    if len(set(groups.tolist())) == len(groups):
+        return y - ridge_loo_residuals(X, y, lam)
+    preds = np.empty(len(y))
+    for g in dict.fromkeys(groups.tolist()):
+        out = groups == g
+        preds[out] = ridge_fit(X[~out], y[~out], lam).predict(X[out])
+    return preds
+
+
+def choose_lambda_grouped(X: np.ndarray, y: np.ndarray, groups: Sequence,
+                          lambdas: Sequence[float]) -> tuple[float, list[float]]:
+    """:func:`choose_lambda` with leave-one-group-out errors (ties to the larger penalty)."""
+    mse = [float(np.mean((np.asarray(y) - group_loo_predictions(X, y, groups, lam)) ** 2)) for lam in lambdas]
+    best = min(mse)
+    candidates = [lam for lam, m in zip(lambdas, mse, strict=True) if m <= best * (1 + 1e-9) + 1e-300]
+    return float(max(candidates)), mse
+
+
+def nested_group_loo(X: np.ndarray, y: np.ndarray, groups: Sequence,
+                     lambdas: Sequence[float]) -> tuple[np.ndarray, list[float]]:
+    """Leave-one-domain-out predictions (n,): each group is predicted by a ridge fitted on
+    the other groups, its standardization and penalty chosen on them alone (the penalty
+    by leave-one-group-out among them). Also the penalty chosen in each fold."""
+    X, y, groups = np.asarray(X, np.float64), np.asarray(y, np.float64), np.asarray(groups, dtype=object)
+    if len(set(groups.tolist())) == len(groups):
+        return nested_loo(X, y, lambdas)
+    preds, lams = np.empty(len(y)), []
+    for g in dict.fromkeys(groups.tolist()):
+        out = groups == g
+        lam, _ = choose_lambda_grouped(X[~out], y[~out], groups[~out], lambdas)
+        preds[out] = ridge_fit(X[~out], y[~out], lam).predict(X[out])
+        lams.append(lam)
+    return preds, lams
+
+
 def to_log(pct):
     """A change in % as a log ratio: ``ln(1 + pct / 100)``."""
     return np.log1p(np.asarray(pct, np.float64) / 100.0)
@@ -148,6 +200,24 @@ def sign_accuracy(actual: Sequence[float], predicted: Sequence[float]) -> float:
     return float(np.mean(a == p))
 
 
+def judged(actual: Sequence[float], predicted: Sequence[float]) -> dict:
+    """How well held-out predictions did, split by what happened: the sign accuracy over
+    the cells that got worse and over those that improved (each None when there is no
+    such cell), and Spearman's rank correlation of predicted against measured change."""
+    from scipy.stats import spearmanr
+
+    a, p = np.asarray(actual, np.float64), np.asarray(predicted, np.float64)
+    worse, better = a > 0, a <= 0
+    rho = pval = None
+    if len(a) >= 3 and len(set(a.tolist())) > 1 and len(set(p.tolist())) > 1:
+        r = spearmanr(a, p)
+        rho, pval = float(r.statistic), float(r.pvalue)
+    return {"worse": int(worse.sum()), "improved": int(better.sum()),
+            "sign_accuracy_worse": float(np.mean(p[worse] > 0)) if worse.any() else None,
+            "sign_accuracy_improved": float(np.mean(p[better] <= 0)) if better.any() else None,
+            "spearman": rho, "spearman_p": pval}
+
+
 # -- fitting on study results -------------------------------------------------------------
 def _matrix(rows: Sequence[Mapping], features: Sequence[str]) -> np.ndarray:
     return np.array([[float(r["features"][f]) for f in features] for r in rows], np.float64)
@@ -157,20 +227,41 @@ def _usable(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def fit_target(X: np.ndarray, y_pct: np.ndarray, features: Sequence[str], config: PredictorFitConfig) -> dict:
+def with_learning_rate(measures: Sequence[str]) -> list[str]:
+    """The feature names of a fit with the learning rate: the measures, the log rate ratio,
+    and each measure's product with it."""
+    return [*measures, LR_FEATURE, *(f"{m}{INTERACTION}{LR_FEATURE}" for m in measures)]
+
+
+def expand(features: Mapping[str, float], names: Sequence[str]) -> dict[str, float]:
+    """``features`` with the products a fit's ``names`` ask for (``a×b`` = a · b)."""
+    out = dict(features)
+    for name in names:
+        if INTERACTION in name and name not in out:
+            a, b = name.split(INTERACTION, 1)
+            if _usable(out.get(a)) and _usable(out.get(b)):
+                out[name] = float(out[a]) * float(out[b])
+    return out
+
+
+def fit_target(X: np.ndarray, y_pct: np.ndarray, features: Sequence[str], config: PredictorFitConfig,
+               groups: Sequence | None = None) -> dict:
     """Fit one target (changes in %, regressed as log ratios): the final ridge on every
-    domain, its nested leave-one-out predictions, errors (in % points and in log units)
-    and interval (in log units), as the plain data of a fit file."""
+    row, its nested leave-one-domain-out predictions (``groups``: the domain of each row;
+    default one row per domain), errors (in % points and in log units) and interval (in
+    log units), as the plain data of a fit file."""
     y_pct = np.asarray(y_pct, np.float64)
     if (y_pct <= -100).any():
         raise DataError("a perplexity change of -100% or less cannot be", "check the study's results.json")
     y = to_log(y_pct)
-    lam, mse = choose_lambda(X, y, config.lambdas)
+    groups = list(range(len(y))) if groups is None else list(groups)
+    lam, mse = choose_lambda_grouped(X, y, groups, config.lambdas)
     model = ridge_fit(X, y, lam)
-    loo, fold_lams = nested_loo(X, y, config.lambdas)
+    loo, fold_lams = nested_group_loo(X, y, groups, config.lambdas)
     resid = y - loo
     loo_pct = to_pct(loo)
-    mean_only = to_pct([np.delete(y, i).mean() for i in range(len(y))])  # the baseline to beat
+    garr = np.asarray(groups, dtype=object)
+    mean_only = to_pct([y[garr != g].mean() for g in garr])  # the baseline to beat: the other domains' mean
     return {
         "scale": "log_ratio",
         "lambda": lam,
@@ -182,7 +273,8 @@ def fit_target(X: np.ndarray, y_pct: np.ndarray, features: Sequence[str], config
                             "scale": dict(zip(features, model.scale.tolist(), strict=True))},
         "loo_predictions": loo_pct.tolist(),
         "loo_predictions_log": loo.tolist(),
-        "loo": {"n": len(y), "sign_accuracy": sign_accuracy(y_pct, loo_pct),
+        "loo": {"n": len(y), "domains": len(set(groups)), "sign_accuracy": sign_accuracy(y_pct, loo_pct),
+                **judged(y_pct, loo_pct),
                 "mae": float(np.mean(np.abs(y_pct - loo_pct))),
                 "rmse": float(np.sqrt(np.mean((y_pct - loo_pct) ** 2))),
                 "mae_log": float(np.mean(np.abs(resid))),
@@ -192,28 +284,39 @@ def fit_target(X: np.ndarray, y_pct: np.ndarray, features: Sequence[str], config
                      "half_width_log": float(np.quantile(np.abs(resid), config.interval_level)),
                      "method": f"prediction ± the {config.interval_level:.0%} quantile of |leave-one-domain-out "
                                "residuals|, in log ratio"},
+        "groups": [str(g) for g in groups],
     }
 
 
 def fit_predictor(rows: Sequence[Mapping], config: PredictorFitConfig | None = None,
                   studies: Sequence[Mapping] = ()) -> dict:
-    """The content of a fit file, from one row per training domain::
+    """The content of a fit file, from one row per training cell (a domain adapted at one
+    learning rate)::
 
         {"name": str, "study": str, "kind": str, "delta_ppl_pct": float,
-         "forgetting_pct": float | None, "features": {measure: value}}
+         "forgetting_pct": float | None, "features": {measure: value},
+         "lr": float | None, "lr_ratio": float | None}
 
-    Features missing (``None``) for any domain are dropped, with a note; a target
-    missing for any domain is not fitted.
+    Features missing (``None``) for any row are dropped, with a note; a target missing
+    for any row is not fitted. With ``config.learning_rate`` and several rates among the
+    rows (each with its ``lr_ratio``), the rate and its products join the features.
 
     >>> fit = fit_predictor(rows, PredictorFitConfig(features=["ngram_overlap"]))
     >>> fit["targets"]["delta_ppl_pct"]["loo"]["sign_accuracy"]
     """
     config = config or PredictorFitConfig()
     rows = list(rows)
-    if len(rows) < config.min_domains:
-        raise DataError(f"the predictor needs at least {config.min_domains} done domains, got {len(rows)}",
+    groups = [f"{r.get('study', '')}:{r['name']}" for r in rows]
+    if len(set(groups)) < config.min_domains:
+        raise DataError(f"the predictor needs at least {config.min_domains} done domains, got {len(set(groups))}",
                         "run a study with more domains, or give several study directories")
     notes = []
+    ratios = [r.get("lr_ratio") for r in rows]
+    use_lr = config.learning_rate and all(_usable(q) and q > 0 for q in ratios) and len(set(ratios)) > 1
+    if config.learning_rate and len({q for q in ratios if _usable(q)}) > 1 and not use_lr:
+        notes.append("the learning rate is not a feature: some rows have no rate ratio (give base_final_lr)")
+    if use_lr:
+        rows = [{**r, "features": {**r["features"], LR_FEATURE: math.log(r["lr_ratio"])}} for r in rows]
     features = [f for f in config.features if all(_usable(r["features"].get(f)) for r in rows)]
     dropped = [f for f in config.features if f not in features]
     if dropped:
@@ -221,18 +324,23 @@ def fit_predictor(rows: Sequence[Mapping], config: PredictorFitConfig | None = N
     if not features:
         raise DataError("no feature is available for every domain",
                         "compute the features with the base model (base_bits_per_byte) or check features.json")
+    if use_lr:
+        features = with_learning_rate(features)
+        rows = [{**r, "features": expand(r["features"], features)} for r in rows]
     X = _matrix(rows, features)
     targets = {}
     for target in TARGETS:
         if all(_usable(r.get(target)) for r in rows):
-            targets[target] = fit_target(X, np.array([r[target] for r in rows], np.float64), features, config)
+            targets[target] = fit_target(X, np.array([r[target] for r in rows], np.float64), features, config,
+                                         groups)
         else:
             notes.append(f"{target} not fitted: missing for some domain")
     if "delta_ppl_pct" not in targets:
         raise DataError("delta_ppl_pct is missing for some domain", "fit on done domains of a study")
     domains = []
     for i, r in enumerate(rows):
-        d = {k: r.get(k) for k in ("name", "study", "kind", "path", "delta_ppl_pct", "forgetting_pct")}
+        d = {k: r.get(k) for k in ("name", "study", "kind", "path", "delta_ppl_pct", "forgetting_pct", "lr",
+                                   "lr_ratio", "run")}
         for target, t in targets.items():
             d[f"loo_{target}"] = t["loo_predictions"][i]
         d["features"] = dict(r["features"])
@@ -241,7 +349,8 @@ def fit_predictor(rows: Sequence[Mapping], config: PredictorFitConfig | None = N
 
     return {"format": FIT_FORMAT, "kind": "odyssey-predictor-fit", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "odyssey_version": __version__, "studies": list(studies), "features": features,
-            "config": config.model_dump(mode="json"), "targets": targets, "domains": domains, "notes": notes}
+            "config": config.model_dump(mode="json"), "targets": targets, "domains": domains, "notes": notes,
+            "learning_rate": {"feature": LR_FEATURE, "ratios": sorted(set(ratios))} if use_lr else None}
 
 
 # -- using a fit ----------------------------------------------------------------------------
@@ -257,7 +366,7 @@ def load_fit(path: str | os.PathLike | None = None) -> dict:
     fit = read_json(path)
     if not isinstance(fit, dict) or fit.get("kind") != "odyssey-predictor-fit":
         raise ConfigError(f"{path} is not a predictor fit", "give a file written by odyssey diagnose fit")
-    if fit.get("format") != FIT_FORMAT:
+    if fit.get("format") not in (1, FIT_FORMAT):  # 1: one row per domain, at one rate (still readable)
         raise ConfigError(f"{path} has fit format {fit.get('format')}, this odyssey reads {FIT_FORMAT}",
                           "refit it with odyssey diagnose fit")
     fit["_path"] = str(path)
@@ -279,7 +388,11 @@ def predict(fit: Mapping, features: Mapping[str, float]) -> dict:
     (``contribution_pct``), and whether it lies outside the training domains' range
     (extrapolation)."""
     names = list(fit["features"])
+    features = expand(features, names)
     missing = [f for f in names if not _usable(features.get(f))]
+    if LR_FEATURE in missing:
+        raise DataError("the fit predicts at a learning rate, and none was given",
+                        "give --lr (and --base-final-lr when the model has no provenance.json)")
     if missing:
         raise DataError(f"feature(s) {', '.join(missing)} could not be measured, and the fit uses them",
                         "give --model for base_bits_per_byte, --probe for the probe, or use a fit "
@@ -311,6 +424,36 @@ def predict(fit: Mapping, features: Mapping[str, float]) -> dict:
                     "training_range": [lo, hi],
                     "outside_training_range": bool(seen) and not lo <= float(x[0, j]) <= hi})
     return out
+
+
+def studied_ratios(fit: Mapping) -> list[float]:
+    """The learning-rate ratios the fit was made on (empty for a fit at one rate)."""
+    return list((fit.get("learning_rate") or {}).get("ratios") or [])
+
+
+def largest_safe_rate(fit: Mapping, features: Mapping[str, float], points: int = 41) -> dict:
+    """The largest learning-rate ratio, within the range the fit was made on (never
+    extrapolated), whose predicted in-domain change is below zero; with the prediction
+    at each point of a log-spaced grid that includes the studied ratios.
+
+    Returns ``{"ratio": float | None, "predicted_delta_ppl_pct": ..., "grid": [...]}``;
+    ``ratio`` is None when every rate is predicted to make the domain worse."""
+    ratios = studied_ratios(fit)
+    if not ratios:
+        raise DataError("the fit was made at one learning rate", "refit it on a study with several rates "
+                        "(odyssey study --lr ...; odyssey diagnose fit STUDY_DIR)")
+    lo, hi = math.log(min(ratios)), math.log(max(ratios))
+    grid = sorted({*ratios, *(math.exp(lo + (hi - lo) * k / (points - 1)) for k in range(points))})
+    rows = []
+    for q in grid:
+        p = predict(fit, {**features, LR_FEATURE: math.log(q)})
+        rows.append({"ratio": q, "predicted_delta_ppl_pct": p["predicted_delta_ppl_pct"], "interval": p["interval"]})
+    safe = [r for r in rows if r["predicted_delta_ppl_pct"] < 0]
+    best = max(safe, key=lambda r: r["ratio"]) if safe else None
+    return {"ratio": best["ratio"] if best else None,
+            "predicted_delta_ppl_pct": best["predicted_delta_ppl_pct"] if best else None,
+            "interval": best["interval"] if best else None, "grid": rows,
+            "studied": [min(ratios), max(ratios)]}
 
 
 def decide(predicted: float, interval: Sequence[float], forgetting: float | None = None,
@@ -391,20 +534,21 @@ def predictor_section(results: Mapping, fit: Mapping | None,
 
     from odyssey.analysis.similarity import MEASURES
 
-    fit_domains = {d["name"]: d for d in (fit or {}).get("domains", [])}
+    fit_rows = (fit or {}).get("domains", [])
     if features is None:
-        features = {name: d.get("features", {}) for name, d in fit_domains.items()}
+        features = {d["name"]: d.get("features", {}) for d in fit_rows}
     points, notes = [], []
     for d in results.get("domains", []):
         feats = features.get(d["name"])
         if feats is None:
             notes.append(f"{d['name']}: no similarity features")
             continue
-        fd = fit_domains.get(d["name"], {})
         # A leave-one-out prediction belongs to this point only if the fit was made on this very
         # result (same name and same measured change), not on another study's domain of that name.
-        same = _usable(fd.get("delta_ppl_pct")) and _usable(d.get("delta_ppl_pct")) and math.isclose(
-            fd["delta_ppl_pct"], d["delta_ppl_pct"], rel_tol=1e-9, abs_tol=1e-9)
+        fd = next((r for r in fit_rows if r["name"] == d["name"] and _usable(r.get("delta_ppl_pct"))
+                   and _usable(d.get("delta_ppl_pct"))
+                   and math.isclose(r["delta_ppl_pct"], d["delta_ppl_pct"], rel_tol=1e-9, abs_tol=1e-9)), {})
+        same = bool(fd)
         points.append({"name": d["name"], "kind": d.get("kind"), "delta_ppl_pct": d.get("delta_ppl_pct"),
                        "forgetting_pct": d.get("forgetting_pct"),
                        "loo_predicted": fd.get("loo_delta_ppl_pct") if same else None,

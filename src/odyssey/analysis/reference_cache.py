@@ -26,6 +26,7 @@ from odyssey.analysis.similarity import (
     embed_texts,
     resolve_reference,
 )
+from odyssey.corpora.store import data_fingerprint
 from odyssey.io import atomic_write, odyssey_home, read_json, write_json
 
 CACHE_FORMAT = 1
@@ -42,8 +43,6 @@ def cache_dir() -> Path:
 def reference_key(reference: str, config: SimilarityConfig) -> str | None:
     """The cache key of a reference spec under ``config``; None when its content cannot
     be fingerprinted (then it is not cached)."""
-    from odyssey.analysis.diagnose import data_fingerprint
-
     fingerprint = data_fingerprint(reference, config.split)
     if fingerprint is None:
         return None

@@ -8,16 +8,17 @@ import math
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from odyssey.analysis.config import DiagnoseConfig
+from odyssey.cli import make_console
 from odyssey.cli.options import option_for
 from odyssey.config import resolve
 from odyssey.io import json_safe
 
-console = Console()
-err_console = Console(stderr=True)
+console = make_console()
+err_console = make_console(stderr=True)
 
 diagnose_app = typer.Typer(
     help="Will adapting help? Predict the change of in-domain perplexity from the data's similarity "
@@ -42,11 +43,16 @@ def diagnose_command(
     config: Path = typer.Option(None, "--config", help="YAML file with a DiagnoseConfig"),
     overrides: list[str] = typer.Option(None, "--set", help="DiagnoseConfig key=value override (repeatable), "
                                         "e.g. --set decision.clear_gain_pct=3"),
+    lr: float = typer.Option(None, "--lr", help="peak learning rate to predict at (a fit made on several "
+                             "rates; default: the base's final pretraining rate)"),
+    base_final_lr: float = typer.Option(None, "--base-final-lr", help="the rate the base's pretraining ended "
+                                        "at (default: from its provenance.json)"),
     progress: bool = typer.Option(False, "--progress/--no-progress", help="show progress on stderr"),
     as_json: bool = typer.Option(False, "--json", help="print the diagnosis as one JSON object on stdout"),
 ) -> None:
     """Recommend adapt, rely or mitigate for adapting --model to --data, with the predicted
-    change of in-domain perplexity, its interval and the evidence.
+    change of in-domain perplexity, its interval and the evidence; with --lr, at that
+    learning rate, and the largest rate predicted not to make in-domain perplexity worse.
 
     Example: odyssey diagnose --data corpora/legal --json
     """
@@ -57,8 +63,13 @@ def diagnose_command(
 
     if not data:
         raise ConfigError("--data required", "odyssey diagnose --data CORPUS [--model M], or odyssey diagnose fit STUDY_DIR")
+    from odyssey.study.config import Recipe
+    from odyssey.study.probe import run_probe
+
     cfg = _resolve(config, overrides, {"similarity.progress": progress})
-    result = diagnose(data, model=model, reference=reference, fit=fit, config=cfg, probe=probe, progress=progress)
+    result = diagnose(data, model=model, reference=reference, fit=fit, config=cfg,
+                      probe=run_probe if probe else None, progress=progress,
+                      lr=lr, base_final_lr=base_final_lr, probe_recipe=Recipe().model_dump(mode="json"))
     if as_json:
         print(json.dumps(json_safe(result, drop_private=True), ensure_ascii=False))
         return
@@ -87,7 +98,9 @@ def fit_command(
         "fit.features": [f.strip() for f in features.split(",") if f.strip()] if features else None,
         "similarity.progress": progress})
     out = out or studies[0] / "fit.json"
-    fit = fit_studies([str(s) for s in studies], cfg, out=out, probe=probe, progress=progress,
+    from odyssey.study.probe import run_probe
+
+    fit = fit_studies([str(s) for s in studies], cfg, out=out, probe=run_probe if probe else None, progress=progress,
                       log=lambda msg: err_console.print(msg, highlight=False))
     if as_json:
         print(json.dumps(json_safe(fit, drop_private=True), ensure_ascii=False))
@@ -104,10 +117,18 @@ def render_diagnosis(r: dict) -> None:
     lo, hi = r["interval"]
     rec = r["recommendation"] + (f" ({', '.join(r['mitigations'])})" if r["mitigations"] else "")
     color = {"adapt": "green", "rely": "red", "mitigate": "yellow"}[r["recommendation"]]
-    console.print(f"[bold {color}]{rec}[/]: {r['reason']}", highlight=False)
-    console.print(f"predicted change of in-domain perplexity {_pct(r['predicted_delta_ppl_pct'])} "
+    console.print(Text.assemble((rec, f"bold {color}"), f": {r['reason']}"), highlight=False)
+    at = f" at lr {r['lr']:.3g} ({r['lr_ratio']:.3g}× the base's final rate)" if r.get("lr") else ""
+    console.print(f"predicted change of in-domain perplexity{at} {_pct(r['predicted_delta_ppl_pct'])} "
                   f"({r['interval_level']:.0%} interval {_pct(lo)} to {_pct(hi)}); general perplexity "
                   f"{_pct(r['predicted_forgetting_pct'])}", highlight=False)
+    safe = r.get("safe_lr")
+    if safe:
+        lo_q, hi_q = safe["studied"]
+        best = (f"{safe['lr']:.3g} ({safe['ratio']:.3g}×, predicted {_pct(safe['predicted_delta_ppl_pct'])})"
+                if safe["lr"] is not None else "none: every studied rate is predicted to make it worse")
+        console.print(f"largest learning rate predicted not to worsen in-domain perplexity, of {lo_q:.3g}× to "
+                      f"{hi_q:.3g}× the base's final rate: {best}", highlight=False)
     table = Table(title=f"evidence (against {r['reference']}, {r['reference_kind']})", title_justify="left")
     for col in ("feature", "value", "z", "multiplies perplexity by", "training range"):
         table.add_column(col, justify="left" if col == "feature" else "right")
@@ -137,7 +158,7 @@ def render_fit(fit: dict) -> None:
     for d in sorted(fit["domains"], key=lambda d: d["delta_ppl_pct"]):
         ok = (d["delta_ppl_pct"] > 0) == (d["loo_delta_ppl_pct"] > 0)
         table.add_row(d["name"], _pct(d["delta_ppl_pct"]), _pct(d["loo_delta_ppl_pct"]),
-                      "[green]right[/]" if ok else "[red]wrong[/]")
+                      Text("right", "green") if ok else Text("wrong", "red"))
     console.print(table)
     loo = t["loo"]
     console.print(f"features {', '.join(fit['features'])}; lambda {t['lambda']:.3g}; coefficients (log ratio per SD): "

@@ -15,6 +15,7 @@ or a plain ``.txt``/``.jsonl`` file or folder of them (read whole, no split).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,3 +81,26 @@ def load_documents(spec: str | os.PathLike, default_split: str = "test", text_fi
     if not docs:
         raise DataError(f"no documents in {spec}")
     return docs
+
+
+def data_fingerprint(spec: str | os.PathLike | None, split: str = "train") -> str | None:
+    """sha256 of a corpus split (the manifest's record, else of its shard files) or of a
+    file; ``None`` when the data is not on this machine.
+
+    >>> data_fingerprint("corpora/legal:test") == read_manifest("corpora/legal")["splits"]["test"]["sha256"]
+    True
+    """
+    from odyssey.io import sha256_file
+
+    if spec is None:
+        return None
+    path, sp = parse_data_spec(str(spec), split)
+    if is_corpus_dir(path):
+        recorded = ((read_manifest(path).get("splits") or {}).get(sp or split) or {}).get("sha256")
+        if recorded:
+            return recorded
+        h = hashlib.sha256()
+        for f in split_files(path, sp or split):
+            h.update(sha256_file(f).encode())
+        return h.hexdigest()
+    return sha256_file(path) if path.is_file() else None
