@@ -221,3 +221,37 @@ def test_cli_build_and_show(small_world, capsys):
     assert "wiki-arts" in capsys.readouterr().out
     assert run(["world", "build", "--out", small_world["root"], "registers=[shakspeare]"]) == 2
     assert "did you mean 'shakespeare'" in capsys.readouterr().err
+
+
+def test_a_fresh_default_world_matches_the_recorded_hashes(tmp_path):
+    """The world every machine builds: each corpus's split hashes and the content hash equal
+    the recorded ones wherever the package versions are the recorded ones, and any corpus
+    that differs is explained by a package version."""
+    from odyssey.corpora.world import EXPECTED_FILE, compare_with_expected
+    from odyssey.io import read_json
+
+    expected = read_json(EXPECTED_FILE)
+    world = build_world(tmp_path / "world", WorldConfig(), progress=False)
+    assert world["config"] == expected["config"]
+    same_inputs = world["inputs"] == expected["inputs"]
+    for name, splits in expected["corpora"].items():
+        corpus = next(c for c in corpora(world) if c["name"] == name)
+        if all(world["inputs"][s] == expected["inputs"][s] for s in expected["sources"][name]):
+            assert {s: v["sha256"] for s, v in corpus["splits"].items()} == splits, name
+    if same_inputs:
+        assert world["content_sha256"] == expected["content_sha256"]
+    assert not [line for line in compare_with_expected(world) if "report this as a bug" in line]
+
+
+def test_a_differing_world_names_the_corpus_and_the_package_version(small_world):
+    from odyssey.corpora.world import compare_with_expected, expected_record
+
+    expected = expected_record(small_world)
+    changed = {**small_world, "inputs": {**small_world["inputs"], "licenses": "0.0-other"},
+               "domains": [{**d, "splits": {**d["splits"], "test": {**d["splits"]["test"], "sha256": "0" * 64}}}
+                           if d["name"] == "licenses" else d for d in small_world["domains"]]}
+    assert compare_with_expected(small_world, expected) == []
+    assert compare_with_expected(changed, expected) == [
+        f"licenses: test split differs, built from licenses 0.0-other (expected {small_world['inputs']['licenses']})"]
+    same_versions = {**changed, "inputs": small_world["inputs"]}
+    assert "report this as a bug" in compare_with_expected(same_versions, expected)[0]

@@ -35,7 +35,9 @@ def build(
     from odyssey.corpora.world import build_world
 
     cfg = resolve(WorldConfig, config, list(overrides or []), values={"seed": seed})
-    _render(build_world(out, cfg, overwrite=overwrite, progress=progress))
+    world = build_world(out, cfg, overwrite=overwrite, progress=progress)
+    _render(world)
+    _check(world)
 
 
 @world_app.command("show")
@@ -47,6 +49,22 @@ def show(
     from odyssey.corpora.world import load_world
 
     _render(load_world(out))
+
+
+def _check(world: dict) -> None:
+    """Say whether the world is the one every machine builds (the default config only)."""
+    from rich.console import Console
+
+    from odyssey.corpora.world import compare_with_expected
+
+    console = Console(stderr=True, highlight=False)
+    differences = compare_with_expected(world)
+    if differences:
+        console.print("warning: this world differs from the expected default world "
+                      "(its figures will not match the README's):", markup=False)
+        for line in differences:
+            console.print(f"  {line}", markup=False)
+    console.print(f"world content sha256 {world.get('content_sha256')}", markup=False)
 
 
 def _render(world: dict) -> None:

@@ -462,6 +462,48 @@ def content_hash(corpora: list[dict]) -> str:
     return sha256_text("".join(lines))
 
 
+# -- the expected world ------------------------------------------------------------------------
+EXPECTED_FILE = Path(__file__).resolve().parent.parent / "assets" / "world-expected.json"
+
+
+def expected_record(world: dict) -> dict:
+    """What a built world must match elsewhere: its config, the package versions it was
+    read from, its content hash and each corpus's split hashes (``world-expected.json``)."""
+    return {"config": world["config"], "inputs": world["inputs"], "content_sha256": world["content_sha256"],
+            "corpora": {c["name"]: {s: v["sha256"] for s, v in c["splits"].items()}
+                        for c in [world["general"], *world["domains"]]},
+            "sources": {c["name"]: sorted(s["name"] for s in c["sources"]) for c in [world["general"], *world["domains"]]}}
+
+
+def compare_with_expected(world: dict, expected: dict | None = None) -> list[str]:
+    """Why a world built with the default config differs from the expected one: one line
+    per corpus that differs, naming the package whose version differs (or saying that the
+    same versions gave other text, which is a bug to report). Empty when it matches, or
+    when the world was built with another config (only the default is pinned)."""
+    if expected is None:
+        if not EXPECTED_FILE.is_file():
+            return []
+        expected = read_json(EXPECTED_FILE)
+    if world.get("config") != expected["config"]:
+        return []
+    lines = []
+    built = {c["name"]: c for c in [world["general"], *world["domains"]]}
+    for name, splits in expected["corpora"].items():
+        corpus = built.get(name)
+        if corpus is None:
+            lines.append(f"{name}: missing from this world")
+            continue
+        differ = [s for s, h in splits.items() if corpus["splits"].get(s, {}).get("sha256") != h]
+        if not differ:
+            continue
+        versions = [f"{src} {world['inputs'].get(src)} (expected {expected['inputs'].get(src)})"
+                    for src in expected["sources"].get(name, []) if world["inputs"].get(src) != expected["inputs"].get(src)]
+        why = ("built from " + ", ".join(versions) if versions else
+               "from the same package versions: please report this as a bug")
+        lines.append(f"{name}: {'/'.join(differ)} split{'s' if len(differ) > 1 else ''} differ{'' if len(differ) > 1 else 's'}, {why}")
+    return lines
+
+
 def _build_one(out: Path, plan: dict, seed: int, done: Callable[[str, int, int], None]) -> dict:
     extra = {"seen_in_pretraining": plan["seen_in_pretraining"]} if "seen_in_pretraining" in plan else {}
     config = CorpusConfig(ratios=plan["ratios"], seed=seed, split_field=plan.get("split_field"))
