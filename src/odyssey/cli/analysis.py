@@ -7,15 +7,15 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from odyssey.analysis.config import SimilarityConfig, TokensConfig
+from odyssey.cli import make_console
 from odyssey.cli.options import option_for
 from odyssey.config import resolve
 from odyssey.io import json_safe
 
-console = Console()
+console = make_console()
 
 
 # -- odyssey tokens -------------------------------------------------------------------------

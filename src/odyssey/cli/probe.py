@@ -8,14 +8,15 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from odyssey.analysis.probes.config import BiasProbeConfig, MemorizationProbeConfig
+from odyssey.cli import make_console
 from odyssey.cli.options import option_for
 from odyssey.config import resolve
 
-console = Console()
+console = make_console()
 probe_app = typer.Typer(help="Bias and memorization probes, before and after adaptation.", no_args_is_help=True)
 
 
@@ -132,7 +133,7 @@ def render_bias(r: dict) -> None:
         if not r["against"]:
             row.append(_num(adj.get("rate")))
         else:
-            sig = "[bold red]yes[/]" if c["significant"] else "no"
+            sig = Text("yes", "bold red") if c["significant"] else "no"
             adj_shift = "–" if adj.get("shift") is None else f"{100 * adj['shift']:+.1f}" + (
                 "*" if adj.get("significant") else "")
             row += [_num(c["base_rate"]), f"{100 * c['shift']:+.1f} {_interval(c['shift_ci_low'], c['shift_ci_high'], True)}",
