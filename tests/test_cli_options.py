@@ -26,6 +26,7 @@ OWN_HELP = {
     ("diagnose", "--progress"): "also decides the progress of the diagnosis itself",
     ("diagnose fit", "--progress"): "also decides the progress of the fit itself",
     ("collapse", "--progress"): "a run argument, off for --json",
+    ("detect grid", "--progress"): "a run argument of every experiment of the grid",
 }
 
 

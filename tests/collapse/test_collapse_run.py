@@ -11,7 +11,7 @@ import pytest
 from helpers import make_documents
 from odyssey.cli import run
 from odyssey.collapse import run as collapse_run
-from odyssey.collapse.config import CollapseConfig
+from odyssey.collapse.config import STATISTICS, CollapseConfig
 from odyssey.collapse.generate import block_documents, prompt_blocks
 from odyssey.collapse.report import render_report
 from odyssey.collapse.run import Experiment, real_positions, run_collapse, write_corpus
@@ -112,8 +112,15 @@ def test_collapse_resumes_after_a_kill_between_generations(tiny_llama_dir, corpu
     assert results["series"][1]["generations"][1]["real_blocks"] == 12  # half of 24 blocks kept real
     assert set(results["detection"]) == {"keep-0", "keep-0.5"}
     assert 0 <= results["detection"]["keep-0"]["statistics"]["binoculars"]["auroc"] <= 1
+    for det in results["detection"].values():  # the last generation by default; a detector fitted on valid
+        assert set(det["by_generation"]) == {"2"} and det["generation"] == 2
+        assert det["auto"]["statistic"] in STATISTICS and det["auto"]["fit_on"] == "valid"
+        assert 0 <= det["auto"]["fpr"] <= 1 and 0 <= det["auto"]["tpr"] <= 1
+        assert det["auto"]["real"] == det["auto"]["generated"] == 16  # measured on the test blocks
+        stats = det["statistics"]
+        assert all(v["auroc_higher"] + v["auroc_lower"] == pytest.approx(1) for v in stats.values())
     html = (out / "report.html").read_text()
-    assert "<svg" in html and "keep-0.5" in html
+    assert "<svg" in html and "keep-0.5" in html and "Fitted on the valid blocks" in html
     assert (out / "perplexity.png").read_bytes()[:4] == b"\x89PNG" and (out / "histograms.png").is_file()
 
     # The training data of a generation: 24 blocks, half of them real in the 0.5 series.
@@ -171,3 +178,23 @@ def test_sampling_is_an_option_and_seeded(tiny_llama_dir):
     beam = generate_continuations(model, prompts, GenerationConfig(prompt_tokens=8, new_tokens=10, num_beams=3),
                                   eos_id=tok.eos_token_id, progress=False)
     assert not np.array_equal(a, beam)
+
+
+def test_detection_grid(tiny_llama_dir, corpus_dir, tmp_path):
+    """Two decodings, generations 1 and 2: one experiment each, a row per detected generation."""
+    from odyssey.collapse.grid import run_grid
+
+    settings = [x for x in SETTINGS if not x.startswith(("generations=", "keep_real="))] + ["device=cpu"]
+    grid = run_grid([str(corpus_dir)], tmp_path / "grid", decodings=["sample-t1.0", "top-p-0.9"],
+                    generations=[1, 2], overrides=settings, model=str(tiny_llama_dir), progress=False)
+    assert [(r["decoding"], r["generation"]) for r in grid["rows"]] == [
+        ("sample-t1.0", 1), ("sample-t1.0", 2), ("top-p-0.9", 1), ("top-p-0.9", 2)]
+    for r in grid["rows"]:
+        assert set(r["auroc_higher"]) >= {"perplexity", "log_rank", "top1", "fast_detect", "binoculars"}
+        assert r["fitted"]["statistic"] in STATISTICS and r["real"] == r["generated"] == 16
+    exp = json.loads((tmp_path / "grid" / "domain" / "top-p-0.9" / "results.json").read_text())
+    gen_cfg = exp["experiment"]["config"]["generation"]
+    assert gen_cfg["strategy"] == "sample" and gen_cfg["top_p"] == 0.9 and exp["experiment"]["config"]["keep_real"] == [0.0]
+    assert set(exp["detection"]["keep-0"]["by_generation"]) == {"1", "2"}
+    table = (tmp_path / "grid" / "grid.md").read_text().splitlines()
+    assert len(table) == 2 + 4 and "fast_detect" in table[0]

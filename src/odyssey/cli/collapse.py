@@ -70,11 +70,12 @@ def render_results(results: dict) -> None:
                           "–" if change is None else f"{change:+.1f}%", f"{r['tail_mass']:.1%}",
                           f"{r['distinct_2']:.3f}", f"{r['vocab_size']:,}", f"{r['repetition_rate']:.1%}")
         console.print(table)
+    from odyssey.collapse.report import detection_entries
+    from odyssey.collapse.run import detection_line
+
     for name, det in (results.get("detection") or {}).items():
-        stats = det.get("statistics", {})
-        line = ", ".join(f"{k} {v['auroc']:.3f}" for k, v in stats.items())
-        console.print(f"detection, {name} generation {det['generation']} vs real test text: AUROC {line}",
-                      highlight=False)
+        for entry in detection_entries(det):
+            console.print("detection:" + detection_line(name, entry)[1:], highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from odyssey.cli.options import option_for
+from odyssey.collapse.config import DetectConfig
 from odyssey.corpora.config import CorpusConfig
 
 corpus_app = typer.Typer(help="Build and inspect text corpora.", no_args_is_help=True)
@@ -44,9 +45,14 @@ def build(
     encoding_errors: str = option_for(CorpusConfig, "encoding_errors", "--encoding-errors"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing corpus at --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-    drop_synthetic: float = option_for(CorpusConfig, "drop_synthetic", "--drop-synthetic"),
-    detector_model: str = option_for(CorpusConfig, "detector_model", "--detector-model"),
-    detector_observer: str = option_for(CorpusConfig, "detector_observer", "--detector-observer"),
+    drop_synthetic: str = typer.Option(
+        None, "--drop-synthetic", help="Drop model-generated documents: a detector file from `odyssey detect "
+        "fit` (statistic, direction and threshold learned from labelled text; copied into the manifest), or a "
+        "number: a threshold of --detector-score in its conventional direction.", show_default=False),
+    detector_model: str = option_for(DetectConfig, "model", "--detector-model", more="(numeric --drop-synthetic)"),
+    detector_reference: str = option_for(DetectConfig, "reference", "--detector-reference", "--detector-observer",
+                                         more="(numeric --drop-synthetic)"),
+    detector_score: str = option_for(DetectConfig, "score", "--detector-score", more="(numeric --drop-synthetic)"),
 ) -> None:
     """Read, clean, deduplicate and split documents into a corpus directory.
 
@@ -63,11 +69,38 @@ def build(
     cfg = resolve(
         CorpusConfig, config, overrides,
         values={"text_field": text_field, "seed": seed, "ratios": ratios, "license": license_,
-                "encoding_errors": encoding_errors, "drop_synthetic": drop_synthetic,
-                "detector_model": detector_model, "detector_observer": detector_observer},
+                "encoding_errors": encoding_errors},
     )
-    result = build_corpus(name, paths, out, cfg, overwrite=overwrite, progress=progress)
+    keep = None
+    if drop_synthetic:  # the corpus stage takes a filter; detection is composed here
+        from odyssey.collapse.calibrate import SyntheticFilter
+
+        detector = _synthetic_detector(drop_synthetic, detector_model, detector_reference, detector_score)
+        keep = SyntheticFilter(detector, progress=progress)
+    result = build_corpus(name, paths, out, cfg, keep=keep, overwrite=overwrite, progress=progress)
     _render(result)
+
+
+def _synthetic_detector(spec: str, model: str | None, reference: str | None, score: str | None):
+    """The detector --drop-synthetic names: a fitted detector file, or a hand-set threshold."""
+    from odyssey.errors import ConfigError
+
+    try:
+        threshold = float(spec)
+    except ValueError:
+        threshold = None
+    if threshold is None:
+        from odyssey.cli.detect import load_detector
+
+        if model or reference or score:
+            raise ConfigError("--detector-model, --detector-reference and --detector-score go with a numeric "
+                              "--drop-synthetic", f"the detector file {spec} names its own models and statistic")
+        return load_detector(Path(spec))
+    from odyssey.collapse.calibrate import hand_set_detector
+    from odyssey.config import resolve
+
+    cfg = resolve(DetectConfig, None, [], values={"model": model, "reference": reference, "score": score})
+    return hand_set_detector(threshold, cfg)
 
 
 def _render(result) -> None:
@@ -89,7 +122,7 @@ def _render(result) -> None:
     synthetic = result.manifest.get("synthetic_filter")
     if synthetic:
         console.print(f"synthetic: {len(synthetic['documents']):,} documents {synthetic['rule']} "
-                      f"{synthetic['threshold']:g} (listed in manifest.json)", highlight=False)
+                      "(listed in manifest.json)", highlight=False)
 
 
 @corpus_app.command("quality")

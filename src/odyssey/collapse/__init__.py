@@ -6,6 +6,11 @@
 - :mod:`odyssey.collapse.metrics`: per-sequence perplexity, histograms, tail mass,
   distinct-n, vocabulary size, repetition rate;
 - :mod:`odyssey.collapse.detect`: per-document scores of being model-generated
-  (perplexity, token ranks, Binoculars), AUROC and thresholds (`odyssey detect`);
+  (perplexity, token ranks, Fast-DetectGPT's sampling discrepancy, Binoculars);
+- :mod:`odyssey.collapse.calibrate`: AUROC both ways, the statistic and direction chosen
+  by cross-validation, fitted detectors and the corpus filter (`odyssey detect`,
+  `odyssey detect fit`, `odyssey corpus build --drop-synthetic`);
+- :mod:`odyssey.collapse.grid`: detection by decoding method and generation
+  (`odyssey detect grid`);
 - :mod:`odyssey.collapse.report`: the HTML report.
 """

@@ -11,13 +11,26 @@ from odyssey.adapt.config import OptimConfig, ScheduleConfig, TrainConfig, Train
 from odyssey.config import StageConfig
 from odyssey.evaluate.config import EvalConfig
 
-# Detection statistics, and whether a *higher* value means "more likely generated".
+# Detection statistics, and the direction the literature assumes for text from a strong
+# model: whether a *higher* value means "more likely generated". Text from a small model,
+# sampled at temperature 1, often goes the other way (issue 18): odyssey learns the
+# direction from labelled text (`odyssey detect fit`) instead of trusting this table.
 STATISTICS: dict[str, bool] = {
     "perplexity": False,   # model text is likely under a model: low perplexity
     "log_rank": False,     # mean log rank of the actual token (1 = top choice): low
     "top1": True,          # share of tokens that are the model's top choice: high
+    "fast_detect": True,   # analytic sampling discrepancy (Bao et al. 2024): high
     "binoculars": False,   # log perplexity / log cross-perplexity (Hans et al. 2024): low
 }
+# Statistics that need the second (reference) model; the others use it when given.
+NEEDS_REFERENCE = ("binoculars",)
+Statistic = Literal["perplexity", "log_rank", "top1", "fast_detect", "binoculars"]
+Direction = Literal["higher", "lower"]
+
+
+def conventional_direction(statistic: str) -> str:
+    """``"higher"`` when the literature expects generated text to score higher."""
+    return "higher" if STATISTICS[statistic] else "lower"
 
 
 class GenerationConfig(StageConfig):
@@ -78,6 +91,9 @@ class CollapseConfig(StageConfig):
     recipe: CollapseRecipe = Field(default_factory=CollapseRecipe)
     eval: CollapseEvalConfig = Field(default_factory=CollapseEvalConfig)
     detect: bool = Field(True, description="score real test text against the last generation's (AUROC)")
+    detect_generations: list[int] | None = Field(
+        None, description="generations whose text is scored against real text (default: the last); "
+                          "'1,3' on the command line")
     detect_fpr: float = Field(0.01, gt=0, lt=1, description="false-positive rate of the reported detection threshold")
     tail_quantile: float = Field(0.95, gt=0, lt=1, description="tail mass: share above this quantile of generation 0")
     seed: int = Field(0, description="seed of the block sample, the real-data mix, sampling and training")
@@ -94,6 +110,19 @@ class CollapseConfig(StageConfig):
             return [v for v in value.replace(" ", ",").split(",") if v]
         return value
 
+    @field_validator("detect_generations", mode="before")
+    @classmethod
+    def _generations_from_text(cls, value):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return [value]
+        if isinstance(value, str):
+            return [v for v in value.replace(" ", ",").split(",") if v]
+        return value
+
+    def detected_generations(self) -> list[int]:
+        """The generations whose text detection scores, in order."""
+        return sorted(set(self.detect_generations or [self.generations]))
+
     @field_validator("keep_real")
     @classmethod
     def _check_fractions(cls, value: list[float]) -> list[float]:
@@ -108,31 +137,69 @@ class CollapseConfig(StageConfig):
     def _check(self):
         if self.recipe.train.block_size is not None and self.recipe.train.block_size < 2:
             raise ValueError("recipe.train.block_size must be at least 2")
+        bad = [g for g in self.detect_generations or [] if not 1 <= g <= self.generations]
+        if bad:
+            raise ValueError(f"detect_generations must lie in 1..{self.generations} (generations), got {bad}")
         return self
 
 
 class DetectConfig(StageConfig):
     """How `odyssey detect` scores documents. Each document is read after EOS and cut to
-    ``max_tokens`` tokens."""
+    ``max_tokens`` tokens. ``model`` is the scoring model; ``reference`` is the second model of
+    the pair: the sampling model of Fast-DetectGPT's discrepancy and the observer of Binoculars."""
 
     model: str | None = Field(None, description="scoring model (default: the shipped base model)")
-    observer: str | None = Field(None, description="second model with the same tokenizer: enables the Binoculars score")
-    score: Literal["auto", "perplexity", "log_rank", "top1", "binoculars"] = Field(
-        "auto", description="the statistic that decides (auto: binoculars with an observer, else perplexity)")
+    reference: str | None = Field(
+        None, description="second model with the same tokenizer: the reference (sampling) model of "
+                          "fast_detect and the observer of binoculars (without it fast_detect uses the "
+                          "scoring model alone and binoculars is not computed)")
+    score: Literal["auto", "perplexity", "log_rank", "top1", "fast_detect", "binoculars"] = Field(
+        "auto", description="the statistic that decides (auto: chosen by cross-validated AUROC when labelled "
+                            "text is given; else binoculars with a reference, perplexity without)")
     max_tokens: int = Field(256, ge=2, description="tokens scored per document (at most the model's context)")
     batch_size: int = Field(8, ge=1, description="documents per forward pass")
-    fpr: float = Field(0.01, gt=0, lt=1, description="false-positive rate at which --eval reports a threshold")
+    fpr: float = Field(0.01, gt=0, lt=1, description="false-positive rate at which a threshold is set")
+    folds: int = Field(5, ge=2, description="cross-validation folds that choose the statistic and its direction")
+    seed: int = Field(0, description="seed of the cross-validation folds")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where the models run")
     allow_pickle: bool = False
     trust_remote_code: bool = False
 
     def statistic(self) -> str:
+        """The statistic named, or auto's choice when there is no labelled text to choose by."""
         if self.score != "auto":
             return self.score
-        return "binoculars" if self.observer else "perplexity"
+        return "binoculars" if self.reference else "perplexity"
 
     @model_validator(mode="after")
     def _check(self):
-        if self.score == "binoculars" and not self.observer:
-            raise ValueError("score binoculars needs an observer model")
+        if self.score in NEEDS_REFERENCE and not self.reference:
+            raise ValueError(f"score {self.score} needs a reference model (its observer): give --reference")
         return self
+
+
+class Detector(StageConfig):
+    """A fitted detector (`odyssey detect fit`): the statistic, its direction and threshold,
+    learned from labelled real and generated text, with the models that score it. Stored as
+    JSON; `odyssey corpus build --drop-synthetic FILE` applies it and copies it into the
+    corpus manifest."""
+
+    kind: Literal["odyssey-detector"] = "odyssey-detector"
+    model: str | None = Field(None, description="scoring model (None: the shipped base model)")
+    reference: str | None = Field(None, description="reference model of the pair")
+    max_tokens: int = Field(256, ge=2, description="tokens scored per document")
+    statistic: Statistic
+    direction: Direction = Field(..., description="generated text scores higher or lower than real text")
+    threshold: float = Field(..., description="a document counts as generated when its value passes this")
+    target_fpr: float | None = Field(None, gt=0, lt=1, description="the false-positive rate the threshold was set at "
+                                                                   "(None: a threshold set by hand)")
+    fit: dict = Field(default_factory=dict, description="how the fit went: rates, AUROCs, candidates, data")
+
+    @property
+    def rule(self) -> str:
+        return ">" if self.direction == "higher" else "<"
+
+    def scoring_config(self, **kw) -> DetectConfig:
+        """The :class:`DetectConfig` that scores documents as the fit did."""
+        return DetectConfig(model=self.model, reference=self.reference, max_tokens=self.max_tokens,
+                            score=self.statistic, **kw)

@@ -37,12 +37,28 @@ def readout(results: Mapping) -> list[str]:
             f"sequences lie above generation 0's {results['experiment']['config'].get('tail_quantile', 0.95):.0%} "
             f"quantile of perplexity.")
     for name, det in (results.get("detection") or {}).items():
-        stats = det.get("statistics") or {}
-        if stats:
-            best = max(stats, key=lambda k: stats[k]["auroc"])
-            out.append(f"Series {name}: generation {det['generation']}'s text is told from real held-out text "
-                       f"with AUROC {stats[best]['auroc']:.3f} ({best}).")
+        for entry in detection_entries(det):
+            auto = entry.get("auto")
+            if auto:
+                out.append(f"Series {name}: a detector fitted on the valid blocks ({auto['statistic']}, generated "
+                           f"text scoring {auto['direction']}) tells generation {entry['generation']}'s text from "
+                           f"real held-out text with AUROC {auto['auroc']:.3f}.")
+            elif entry.get("statistics"):
+                stats = entry["statistics"]
+                best = max(stats, key=lambda k: stats[k].get("best_auroc", stats[k]["auroc"]))
+                out.append(f"Series {name}: generation {entry['generation']}'s text is told from real held-out "
+                           f"text with AUROC {stats[best].get('best_auroc', stats[best]['auroc']):.3f} ({best}, "
+                           "direction chosen on the same text).")
     return out or ["No generation has finished yet."]
+
+
+def detection_entries(det: Mapping) -> list[Mapping]:
+    """A series' detection results, one per detected generation, in order (results written
+    before ``by_generation`` existed hold only the last)."""
+    by_gen = det.get("by_generation")
+    if not by_gen:
+        return [det]
+    return [by_gen[k] for k in sorted(by_gen, key=int)]
 
 
 def build_context(results: Mapping, figures_dir: Path | None = None) -> dict:
@@ -81,12 +97,18 @@ def build_context(results: Mapping, figures_dir: Path | None = None) -> dict:
             for r in (rows[0], rows[-1]) if len(rows) > 1 else rows[:1]:
                 samples.append({"title": f"{s['name']}, generation {r['generation']}",
                                 "texts": [plain_text(t, 2000) for t in r.get("samples", [])]})
-    detection = []
+    detection, fitted = [], []
     for name, det in (results.get("detection") or {}).items():
-        for stat, v in (det.get("statistics") or {}).items():
-            detection.append({"series": name, "generation": det.get("generation"), "statistic": stat, **v})
+        for entry in detection_entries(det):
+            for stat, v in (entry.get("statistics") or {}).items():
+                detection.append({"series": name, "generation": entry.get("generation"), "statistic": stat,
+                                  "auroc_higher": v.get("auroc_higher", v["auroc"] if v.get("rule") == ">" else None),
+                                  "auroc_lower": v.get("auroc_lower", v["auroc"] if v.get("rule") == "<" else None),
+                                  **{k: v.get(k) for k in ("rule", "threshold", "tpr", "real", "generated")}})
+            if entry.get("auto"):
+                fitted.append({"series": name, "generation": entry.get("generation"), **entry["auto"]})
     return {"meta": meta, "readout": readout(results), "series": series, "real": results.get("real", {}),
-            "charts": {k: Markup(v) for k, v in charts.items() if v}, "detection": detection,
+            "charts": {k: Markup(v) for k, v in charts.items() if v}, "detection": detection, "fitted": fitted,
             "samples": samples, "fpr": cfg.get("detect_fpr")}
 
 

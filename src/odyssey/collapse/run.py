@@ -22,7 +22,13 @@ Layout of ``OUT``::
         generated-test.jsonl        the test continuations as text (for odyssey detect)
 
 Resumable per generation: a generation recorded as done in the store is skipped, an
-interrupted one resumes its adapt run from its checkpoint and reuses what it wrote.
+interrupted one resumes its adapt run from its checkpoint and reuses what it wrote. One
+process at a time writes an experiment (a lock in ``OUT``).
+
+The pieces are the stages' own: the results store (:class:`odyssey.results_store.ResultsStore`),
+the corpus writer (:func:`odyssey.corpora.build.write_corpus_splits`), the adapt loop with its
+resume rules and step arithmetic (:func:`odyssey.adapt.schedule.steps_for`), and detection
+(:mod:`odyssey.collapse.calibrate`).
 """
 
 from __future__ import annotations
@@ -30,7 +36,6 @@ from __future__ import annotations
 import math
 import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +46,7 @@ from rich.text import Text
 from odyssey import __version__
 from odyssey.adapt.config import AdaptConfig
 from odyssey.collapse import metrics
-from odyssey.collapse.config import CollapseConfig
+from odyssey.collapse.config import CollapseConfig, DetectConfig
 from odyssey.collapse.generate import (
     block_documents,
     generate_continuations,
@@ -49,9 +54,8 @@ from odyssey.collapse.generate import (
     resolve_device,
     sample_rows,
 )
-from odyssey.config import load_yaml, save_config
-from odyssey.corpora.split import split_digest
-from odyssey.corpora.store import MANIFEST, is_corpus_dir, iter_split
+from odyssey.config import config_differences, load_yaml, save_config
+from odyssey.corpora.store import is_corpus_dir, iter_split
 from odyssey.errors import ConfigError, DataError
 from odyssey.io import atomic_write, write_json, write_jsonl
 from odyssey.machine import describe, elapsed
@@ -59,7 +63,7 @@ from odyssey.results_store import ResultsStore
 
 # Settings that may change between a run and its continuation: more generations, more
 # series, the detection step; anything else would mix incomparable generations.
-RESUMABLE_CHANGES = ("generations", "keep_real", "detect", "detect_fpr", "out")
+RESUMABLE_CHANGES = ("generations", "keep_real", "detect", "detect_fpr", "detect_generations", "out")
 SPLITS = ("train", "valid", "test")
 
 
@@ -110,6 +114,7 @@ class Experiment:
         self.real = self._real_text()
         self.store = ResultsStore(self.out / "results.sqlite")
         self._gen0 = None
+        self._real_scores: dict[str, list[dict]] = {}
 
     # -- inputs ---------------------------------------------------------------------
     def _real_text(self) -> Real:
@@ -178,7 +183,10 @@ class Experiment:
 
     def train(self, fraction: float | None, generation: int) -> dict:
         """Write the generation's corpus, adapt, and keep the selected checkpoint as ``model``."""
+        from accelerate import PartialState
+
         from odyssey.adapt.loop import adapt
+        from odyssey.adapt.schedule import steps_for
         from odyssey.blocks import pack_documents
         from odyssey.models import max_context
         from odyssey.report.model_card import write_model_card
@@ -192,8 +200,10 @@ class Experiment:
         block = r.train.block_size or min(max_context(self.base_model), 512)
         train_docs = list(iter_split(data, "train"))
         n_blocks = len(pack_documents(train_docs, self.tokenizer, block))  # cached: adapt reuses it
-        per_epoch = math.ceil(n_blocks / (r.train.batch_size * r.train.grad_accum))
-        total = r.train.max_steps or math.ceil(r.train.epochs * per_epoch)
+        # The adapt loop's own arithmetic: one optimizer step takes batch x processes x accumulation blocks.
+        global_batch = r.train.batch_size * PartialState().num_processes * r.train.grad_accum
+        per_epoch = steps_for(1.0, n_blocks, global_batch)
+        total = r.train.max_steps or steps_for(r.train.epochs, n_blocks, global_batch)
         start = self.base if cfg.start == "base" or generation == 0 else \
             str(self.gen_dir(fraction, generation - 1) / "model")
         acfg = AdaptConfig(
@@ -262,21 +272,63 @@ class Experiment:
         self.store.put_run(name, "done", record, position)
         return record
 
-    # -- detection of the last generation's text -----------------------------------------
+    # -- detection of a generation's text ------------------------------------------------
     def detection(self, fraction: float, generation: int) -> dict:
-        """Real test blocks against the generation's continuations of the real test prompts
-        (held-out text: no generation trained on it). Scoring model: the pretrained start;
-        observer for Binoculars: generation 0."""
-        from odyssey.collapse.detect import evaluate_detection, score_token_ids
+        """Real held-out blocks against the generation's continuations of the same real
+        prompts (text no generation trained on). Scoring model: the pretrained start;
+        reference (Fast-DetectGPT's sampling model, Binoculars' observer): generation 0.
 
-        real_ids = [row for row in self.real.blocks["test"]]
-        gen_ids = list(self.continuations(fraction, generation, "test"))
-        kw = dict(eos_id=self.tokenizer.eos_token_id, observer=self.gen0_model(),
-                  batch_size=self.cfg.generation.batch_size)
-        real = score_token_ids(self.base_model, [_drop_eos(r, self.tokenizer.eos_token_id) for r in real_ids], **kw)
-        gen = score_token_ids(self.base_model, gen_ids, **kw)
-        return {"generation": generation, "scorer": self.base, "observer": str(self.gen_dir(None, 0) / "model"),
-                "statistics": evaluate_detection(real, gen, self.cfg.detect_fpr)}
+        ``statistics``: every statistic on the test blocks, AUROC both ways. ``auto``: a
+        detector fitted on the valid blocks (statistic by cross-validated AUROC, direction,
+        threshold at ``detect_fpr``), then applied to the test blocks: what a user who
+        labels a few documents gets, measured on text it did not see."""
+        from odyssey.collapse.calibrate import (
+            MIN_PER_CLASS,
+            detector_on,
+            evaluate_detection,
+            fit_detector,
+        )
+
+        real = {split: self._real_scored(split) for split in ("valid", "test")}
+        gen = {split: self._score(list(self.continuations(fraction, generation, split))) for split in ("valid", "test")}
+        entry = {"generation": generation, "scorer": self.base, "reference": str(self.gen_dir(None, 0) / "model"),
+                 "statistics": evaluate_detection(real["test"], gen["test"], self.cfg.detect_fpr)}
+        if min(len(real["valid"]), len(gen["valid"])) >= MIN_PER_CLASS:
+            cfg = DetectConfig(model=self.base, reference=entry["reference"], fpr=self.cfg.detect_fpr,
+                               seed=self.cfg.seed)
+            det = fit_detector(real["valid"], gen["valid"], cfg)
+            entry["auto"] = {**detector_on(det, real["test"], gen["test"]), "fit_on": "valid", "valid": det.fit}
+        return entry
+
+    def _score(self, ids: list[np.ndarray]) -> list[dict]:
+        from odyssey.collapse.detect import score_token_ids
+
+        return score_token_ids(self.base_model, ids, eos_id=self.tokenizer.eos_token_id, reference=self.gen0_model(),
+                               batch_size=self.cfg.generation.batch_size)
+
+    def _real_scored(self, split: str) -> list[dict]:
+        """The real blocks of ``split`` scored once (the same for every generation)."""
+        if split not in self._real_scores:
+            eos = self.tokenizer.eos_token_id
+            self._real_scores[split] = self._score([_drop_eos(r, eos) for r in self.real.blocks[split]])
+        return self._real_scores[split]
+
+    def detect_series(self, fraction: float) -> dict:
+        """Detection of each generation ``detect_generations`` names, computed once each;
+        the series' entry is the last one's, with every one under ``by_generation``."""
+        det = self.store.get_meta("detection", {})
+        key = series_name(fraction)
+        by_gen = dict(det.get(key, {}).get("by_generation", {}))
+        for g in self.cfg.detected_generations():
+            if str(g) not in by_gen:
+                by_gen[str(g)] = self.detection(fraction, g)
+                det[key] = {**by_gen[str(g)], "by_generation": by_gen}
+                self.store.set_meta("detection", det)  # each generation's result kept as it comes
+            self.console.print(detection_line(key, by_gen[str(g)]), highlight=False)
+        last = str(max(self.cfg.detected_generations()))
+        det[key] = {**by_gen[last], "by_generation": by_gen}
+        self.store.set_meta("detection", det)
+        return det[key]
 
     # -- the whole experiment ---------------------------------------------------------------
     def run(self) -> dict:
@@ -300,16 +352,7 @@ class Experiment:
                 self._step(fraction, g, position, started, gen0)
                 position += 1
             if cfg.detect:
-                det = self.store.get_meta("detection", {})
-                key = series_name(fraction)
-                if det.get(key, {}).get("generation") != cfg.generations:
-                    det[key] = self.detection(fraction, cfg.generations)
-                    self.store.set_meta("detection", det)
-                stats = det[key]["statistics"]
-                best = max(stats, key=lambda s: stats[s]["auroc"])
-                self.console.print(f"  {key}: detection of generation {cfg.generations} text, AUROC "
-                                   + ", ".join(f"{s} {v['auroc']:.3f}" for s, v in stats.items())
-                                   + f" (best: {best})")
+                self.detect_series(fraction)
         self.store.set_meta("seconds", self.store.get_meta("seconds", 0.0) + time.perf_counter() - started)
         return write_outputs(self.out, self.store)
 
@@ -328,6 +371,18 @@ class Experiment:
         return rec
 
 
+def detection_line(series: str, entry: dict) -> str:
+    """One console line: each statistic's AUROC both ways, and the fitted detector on test."""
+    stats = entry["statistics"]
+    line = (f"  {series}: generation {entry['generation']} text vs real, AUROC generated higher/lower: "
+            + ", ".join(f"{s} {v['auroc_higher']:.3f}/{v['auroc_lower']:.3f}" for s, v in stats.items()))
+    auto = entry.get("auto")
+    if auto:
+        line += (f"; fitted on valid: {auto['statistic']} ({auto['direction']}), test AUROC {auto['auroc']:.3f}, "
+                 f"TPR {auto['tpr']:.0%} at FPR {auto['fpr']:.0%}")
+    return line
+
+
 def _drop_eos(row: np.ndarray, eos: int) -> np.ndarray:
     """A real block without its document-boundary EOS tokens (the scorer adds its own)."""
     return row[row != eos]
@@ -335,28 +390,14 @@ def _drop_eos(row: np.ndarray, eos: int) -> np.ndarray:
 
 # -- files ---------------------------------------------------------------------------------
 def write_corpus(out_dir: Path, name: str, splits: dict[str, list[dict]], provenance: dict) -> None:
-    """A corpus directory in the store layout, exactly as given (no cleaning, no dedup:
-    repeated generated text is part of what is measured), renamed into place when complete."""
-    tmp = out_dir.with_name(f".{out_dir.name}.building-{uuid.uuid4().hex[:8]}")
-    try:
-        info = {}
-        for split in SPLITS:
-            docs = splits.get(split, [])
-            shards = [f"{split}/shard-00000.jsonl"] if docs else []
-            if docs:
-                write_jsonl(tmp / shards[0], docs)
-            info[split] = {"documents": len(docs), "bytes": sum(len(d["text"].encode("utf-8")) for d in docs),
-                           "sha256": split_digest(docs), "shards": shards}
-        if not info["train"]["documents"]:
-            raise DataError(f"generation corpus {name} has no training text",
-                            "the previous generation wrote only whitespace; check its samples")
-        write_json(tmp / MANIFEST, {"name": name, "odyssey_version": __version__, "sources": [provenance],
-                                    "splits": info, "documents": sum(s["documents"] for s in info.values()),
-                                    "bytes": sum(s["bytes"] for s in info.values()), "dropped": {}})
-        shutil.rmtree(out_dir, ignore_errors=True)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    """A generation's corpus, exactly as given (no cleaning, no dedup: repeated generated
+    text is part of what is measured), written by the corpus stage's writer."""
+    from odyssey.corpora.build import write_corpus_splits
+
+    if not splits.get("train"):
+        raise DataError(f"generation corpus {name} has no training text",
+                        "the previous generation wrote only whitespace; check its samples")
+    write_corpus_splits(name, splits, out_dir, sources=[provenance], overwrite=True)
 
 
 def select_model(run_dir: Path, model_dir: Path, select: str) -> dict:
@@ -386,16 +427,18 @@ def select_model(run_dir: Path, model_dir: Path, select: str) -> dict:
 
 
 def check_resumable(cfg: CollapseConfig, out: Path) -> None:
-    """Refuse to continue an experiment with settings that would change finished generations."""
+    """Refuse to continue an experiment with settings that would change finished generations
+    (the adapt loop's rule: compare with the saved config; fields since removed do not count)."""
     saved = out / "config.yaml"
     if not saved.is_file():
         return
-    before, now = load_yaml(saved), cfg.model_dump(mode="json")
-    changed = [k for k in now if k not in RESUMABLE_CHANGES and now[k] != before.get(k)]
+    now = cfg.model_dump(mode="json")
+    before = {k: v for k, v in load_yaml(saved).items() if k in now}
+    changed = config_differences(before, now, ignore=RESUMABLE_CHANGES)
     if changed:
-        raise ConfigError(f"cannot continue {out}: {', '.join(changed)} differ from its config.yaml",
-                          "use the same settings (only generations, keep_real and detect may change), "
-                          "or another --out")
+        raise ConfigError(f"cannot continue {out}: these settings differ from its config.yaml ({'; '.join(changed)})",
+                          "use the same settings (only generations, keep_real and the detection settings may "
+                          "change), or another --out")
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -440,12 +483,16 @@ def run_collapse(cfg: CollapseConfig, *, progress: bool = True, console: Console
 
     >>> results = run_collapse(CollapseConfig(data="world/domains/wiki-history", out="collapse", generations=5))
     """
+    from odyssey.runlock import run_lock
+
     out = Path(cfg.out)
-    check_resumable(cfg, out)
-    exp = Experiment(cfg, console=console, progress=progress)
-    save_config(cfg, out / "config.yaml")
-    try:
-        return exp.run()
-    finally:
-        exp.store.close()
+    out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out, what="collapse experiment"):  # one writer per experiment directory
+        check_resumable(cfg, out)
+        exp = Experiment(cfg, console=console, progress=progress)
+        save_config(cfg, out / "config.yaml")
+        try:
+            return exp.run()
+        finally:
+            exp.store.close()
 

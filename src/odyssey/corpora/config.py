@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from odyssey.config import StageConfig
 from odyssey.corpora.store import SPLITS
@@ -40,21 +40,6 @@ class CorpusConfig(StageConfig):
         "file, 'skip' drops the document (counted as 'undecodable'), 'replace' keeps it with U+FFFD."
     )
     shard_docs: int = Field(10_000, ge=1, description="Documents per JSONL shard file.")
-    drop_synthetic: float | None = Field(
-        None, description="Drop documents that the detector scores as model-generated at this threshold "
-        "(in the units of detector_score: perplexity below it, say; `odyssey detect --eval` reports one at "
-        "a chosen false-positive rate). None: keep all.")
-    detector_model: str | None = Field(None, description="Scoring model of drop_synthetic (default: the shipped base model).")
-    detector_observer: str | None = Field(None, description="Observer model for the Binoculars score of drop_synthetic.")
-    detector_score: Literal["auto", "perplexity", "log_rank", "top1", "binoculars"] = Field(
-        "auto", description="Statistic of drop_synthetic (auto: binoculars with an observer, else perplexity).")
-
-    @model_validator(mode="after")
-    def _check_detector(self):
-        if self.detector_score == "binoculars" and not self.detector_observer:
-            raise ValueError("detector_score binoculars needs detector_observer")
-        return self
-
     @field_validator("ratios", mode="before")
     @classmethod
     def _ratios_from_sequence(cls, value):
