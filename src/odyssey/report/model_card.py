@@ -105,7 +105,8 @@ def gather(run_dir: Path, config: dict, result: dict, base_model: str, probes: d
         "architecture": _architecture(run_dir / "model"),
         "model_source": result.get("model_source"),  # a GGUF base: its file and quantization type
         "data_sources": _sources(config.get("data"), "training (train split) and in-domain evaluation (valid split)")
-        + (_sources(config.get("general"), "general-text evaluation (forgetting)") if config.get("general") else []),
+        + (_sources(config.get("general"), "general-text evaluation (forgetting)") if config.get("general") else [])
+        + _added_sources(config, result),
         "recipe": _recipe(config, result),
         "results": results,
         "forgetting_pct": (results.get("general") or {}).get("change_pct"),
@@ -182,6 +183,31 @@ def _corpus_name(spec: str | None) -> str | None:
         return None
     path, _ = parse_data_spec(str(spec))
     return (read_manifest(path).get("name") if is_corpus_dir(path) else None) or path.name
+
+
+def _added_sources(config: dict, result: dict) -> list[dict]:
+    """Training text a mitigation added: general documents (mix-similar) and a generator's
+    rewrites of domain documents (rephrase: synthetic text, named by its generator)."""
+    from odyssey.models.catalog import lookup
+
+    mitigation = config.get("mitigation")
+    if not isinstance(mitigation, dict):
+        return []
+    methods, rows = mitigation.get("methods") or [], []
+    if "mix-similar" in methods:
+        spec = (mitigation.get("mix_similar") or {}).get("data") or config.get("general")
+        rows += _sources(spec, "training: general documents nearest the domain (mix-similar)")
+    if "rephrase" in methods:
+        done = (result.get("mitigation") or {}).get("rephrase") or {}
+        generator = str((mitigation.get("rephrase") or {}).get("generator") or done.get("generator"))
+        entry = lookup(generator)
+        rows.append({"corpus": f"{done.get('rephrased_documents', '?')} rewrites of training documents",
+                     "role": "training: synthetic text (rephrase; licensed as the rewritten documents)",
+                     "source": _model_name(generator), "package": entry.package if entry else None,
+                     "version": None, "license": f"generator: {entry.license if entry else 'unknown'}",
+                     "sha256": done.get("generator_fingerprint"), "split_sha256": {},
+                     "documents": done.get("rephrased_documents"), "bytes": done.get("rephrased_bytes")})
+    return rows
 
 
 def _sources(spec: str | None, role: str) -> list[dict]:

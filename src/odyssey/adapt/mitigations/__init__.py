@@ -18,6 +18,9 @@ freeze        embeddings and/or lower layers frozen
 early-stop    stop when the valid loss stops improving; ``OUT/model`` is the best step
 normalize     whitespace/newline normalization, quality filters, near-duplicate removal
 selective     target tokens down-weighted by category and/or by the base model's loss
+rephrase      a generator LM rewrites training documents (WRAP styles), mixed with or replacing them
+mix-similar   the general documents most similar to the domain added at a share of text
+noise         blocks masked, thinned or span-infilled anew each epoch, original text as target
 ============  ==========================================================================
 
 Combinations: any, except ``lora`` with ``l2sp``/``ewc`` (LoRA trains no base weight to

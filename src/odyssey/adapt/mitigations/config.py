@@ -17,8 +17,11 @@ from odyssey.adapt.mitigations.ewc import EWCConfig
 from odyssey.adapt.mitigations.freeze import FreezeConfig
 from odyssey.adapt.mitigations.l2sp import L2SPConfig
 from odyssey.adapt.mitigations.lora import LoRAConfig
+from odyssey.adapt.mitigations.mix_similar import MixSimilarConfig
+from odyssey.adapt.mitigations.noise import NoiseConfig
 from odyssey.adapt.mitigations.normalize import NormalizeConfig
 from odyssey.adapt.mitigations.registry import MITIGATIONS
+from odyssey.adapt.mitigations.rephrase import RephraseConfig
 from odyssey.adapt.mitigations.replay import ReplayConfig
 from odyssey.adapt.mitigations.selective import Category, SelectiveConfig
 from odyssey.config import StageConfig
@@ -75,4 +78,5 @@ MitigationConfig = create_model(
     **{m.section: (m.Config, Field(default_factory=m.Config, description=m.summary)) for m in MITIGATIONS})
 
 __all__ = ["Category", "EWCConfig", "EarlyStopConfig", "FreezeConfig", "L2SPConfig", "LoRAConfig",
-           "MitigationConfig", "NormalizeConfig", "ReplayConfig", "SelectiveConfig"]
+           "MitigationConfig", "MixSimilarConfig", "NoiseConfig", "NormalizeConfig", "RephraseConfig",
+           "ReplayConfig", "SelectiveConfig"]
