@@ -186,6 +186,13 @@ def test_cached_hub_model_loads_offline(no_hub, monkeypatch):
     assert (src.kind, src.offline) == ("hub", True)  # loaded with local_files_only
 
 
+def test_a_tokenizer_directory_loads_as_a_tokenizer_only(tmp_path, tiny_llama_dir):
+    load_tokenizer(tiny_llama_dir).save_pretrained(tmp_path / "tok")
+    assert len(load_tokenizer(tmp_path / "tok")) == 400
+    with pytest.raises(ModelError, match="holds a tokenizer but no model"):
+        load_model(tmp_path / "tok")
+
+
 @pytest.mark.parametrize(("make", "message"), [
     (lambda p, c: p / "modle", "did you mean .*model"),
     (lambda p, c: c, "is a corpus directory"),

@@ -107,6 +107,9 @@ def _model(src: ModelSource, revision, dtype: str, allow_pickle: bool, trust_rem
     if src.kind == "adapter":
         base = _model(src.base, revision, dtype, allow_pickle, trust_remote_code)
         return merge_adapter(base, src)
+    if src.kind == "tokenizer":
+        raise ModelError(f"{src.spec} holds a tokenizer but no model (no config.json)",
+                         "give the directory the model was saved to")
     try:
         return AutoModelForCausalLM.from_pretrained(
             src.path, revision=revision if src.kind == "hub" else None, dtype=DTYPES.get(dtype, "auto"),

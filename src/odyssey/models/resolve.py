@@ -35,8 +35,9 @@ HUB_TIMEOUT_S = 3.0
 @dataclass(frozen=True)
 class ModelSource:
     """A resolved ``--model``: ``kind`` is ``hf`` (local HF directory), ``gguf``,
-    ``adapter`` (with its resolved ``base``) or ``hub``; ``path`` the directory, file or
-    hub id to load; ``offline`` asks the hub loader for its local cache only."""
+    ``adapter`` (with its resolved ``base``), ``hub`` or ``tokenizer`` (a directory with a
+    tokenizer and no model); ``path`` the directory, file or hub id to load; ``offline``
+    asks the hub loader for its local cache only."""
 
     spec: str
     kind: str
@@ -90,6 +91,8 @@ def _local(spec: str, path: Path, revision: str | None) -> ModelSource:
     if len(ggufs) > 1:
         raise ModelError(f"{spec} holds {len(ggufs)} .gguf files",
                          f"give one of them, e.g. {ggufs[0]}")
+    if any((path / f).is_file() for f in TOKENIZER_FILES):  # a tokenizer saved on its own
+        return ModelSource(spec, "tokenizer", str(path))
     raise ModelError(f"{spec} is {describe_dir(path)}, not a model",
                      "give a model directory (with config.json), a .gguf file, an adapter directory, "
                      "or a name from `odyssey models`")
