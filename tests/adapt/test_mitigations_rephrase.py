@@ -11,6 +11,7 @@ from odyssey.adapt.loop import adapt, setup
 from odyssey.adapt.mitigations import rephrase as rp
 from odyssey.adapt.mitigations.rephrase import build_prompt, choose_documents, chunk_text
 from odyssey.corpora.store import iter_split
+from odyssey.energy import read_energy
 from odyssey.errors import ConfigError
 from odyssey.io import odyssey_home, read_json, read_jsonl
 from odyssey.models.presets import build_model, llama_config
@@ -66,6 +67,9 @@ def test_rewrites_are_cached_and_reused(tmp_path, tiny_llama_dir, tiny_corpus_di
     monkeypatch.setattr(rp.Generator, "rewrite", stand_in)
     second = setup_docs(tmp_path, "b", tiny_llama_dir, tiny_corpus_dir, **rephrase_over(generator_dir))
     assert calls == [] and second.mit.info["rephrase"]["cached_chunks"] == stats["chunks"]
+    # the generation is an energy phase of the run that generated, not of the one that reused
+    assert [r["phase"] for r in read_energy(tmp_path / "a")] == ["rephrase"]
+    assert read_energy(tmp_path / "b") == []
     assert list(read_jsonl(tmp_path / "a" / "rephrased.jsonl")) == list(read_jsonl(tmp_path / "b" / "rephrased.jsonl"))
     assert (first.blocks == second.blocks).all()
     monkeypatch.setattr(rp.Generator, "rewrite", real)

@@ -63,7 +63,8 @@ def test_ray_study_matches_local_skips_done_and_resumes(ray_session, tmp_path, t
     assert (ray_out / "runs" / "beta" / "evals" / "adapted-test" / "tokens.safetensors").is_file()
     with ResultsStore(ray_out / "results.sqlite") as store:  # both workers wrote into one store
         assert [r["name"] for r in store.runs("done")] == ["alpha", "beta"]
-        assert len(store.metrics("alpha")) > 0 and store.get_eval("beta|general:test") is not None
+        assert len(store.metrics("alpha")) > 0
+        assert any(key.startswith("beta|general:test|") for key in store.eval_keys())
 
     # a rerun redoes nothing: no run directory is touched
     stamp = {n: (ray_out / "runs" / n / "result.json").stat().st_mtime_ns for n in ("alpha", "beta")}

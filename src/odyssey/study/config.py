@@ -83,8 +83,9 @@ class Recipe(StageConfig):
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(batch_size=8, epochs=1.0))
     optim: StudyOptimConfig = Field(default_factory=StudyOptimConfig)
     schedule: ScheduleConfig = Field(default_factory=lambda: ScheduleConfig(warmup_ratio=0.1))
-    # Measurement only (plain runs do not stop early): curves of 3-4 points for the report.
-    eval: TrainingEvalConfig = Field(default_factory=lambda: TrainingEvalConfig(max_tokens=10_000))
+    # Measurement only (plain runs do not stop early): curves of 3-4 points for the report,
+    # on 5k tokens of each split (the test splits are evaluated whole before and after).
+    eval: TrainingEvalConfig = Field(default_factory=lambda: TrainingEvalConfig(max_tokens=5_000))
     eval_every: int = Field(20, ge=0, description="evaluate on valid and general text every N steps")
     save_every: int = Field(20, ge=0, description="checkpoint every N steps, so that a killed study resumes "
                             "mid-run (0: only at the end)")

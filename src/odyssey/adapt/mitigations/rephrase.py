@@ -36,6 +36,7 @@ from pydantic import Field, field_validator
 
 from odyssey.adapt.mitigations.base import Mitigation
 from odyssey.config import StageConfig
+from odyssey.energy import measure_phase
 from odyssey.errors import ConfigError
 from odyssey.io import (
     atomic_write,
@@ -169,7 +170,8 @@ class Generator:
     def __init__(self, cfg: RephraseConfig, device, seed: int):
         self.cfg, self.device, self.seed = cfg, device, seed
         self.model = self.tokenizer = None
-        self.tokens = 0
+        self.tokens = 0  # generated
+        self.forwarded = 0  # through the model: prompts once, then each generated token (KV cache)
         self.seconds = 0.0
 
     def _load(self) -> None:
@@ -209,6 +211,7 @@ class Generator:
         new = out[:, enc["input_ids"].shape[1]:]
         counts = [_generated_length(row, tok.eos_token_id, tok.pad_token_id) for row in new]
         self.tokens += sum(counts)
+        self.forwarded += int(enc["attention_mask"].sum()) + sum(counts)
         self.seconds += seconds
         texts = tok.batch_decode(new, skip_special_tokens=True)
         return [(t.strip(), n, seconds / len(items)) for t, n in zip(texts, counts, strict=True)]
@@ -266,13 +269,17 @@ class RephraseMethod(Mitigation):
         found = self._known_rewrites()
         missing = [j for j in jobs if j[4] not in found and not _cache_file(j[4]).is_file()]
         gen = Generator(c, accelerator.device, seed)
-        with progress_bar(len(missing), f"rephrase ({c.generator})", unit="chunks") as advance:
-            for start in range(0, len(missing), c.batch_size):
-                batch = missing[start:start + c.batch_size]
-                for job, (text, n, secs) in zip(batch, gen.rewrite([(j[1], j[3]) for j in batch]), strict=True):
-                    _write_cache(job[4], {"text": text, "tokens": n, "seconds": round(secs, 3),
-                                          "generator": c.generator, "style": job[1]})
-                advance(len(batch))
+        if missing:  # the generation's energy is a phase of the run (OUT/energy.csv)
+            with measure_phase(self.ctx.out, "rephrase", accelerator=accelerator, config=self.ctx.cfg.energy) as meter, \
+                    progress_bar(len(missing), f"rephrase ({c.generator})", unit="chunks") as advance:
+                for start in range(0, len(missing), c.batch_size):
+                    batch = missing[start:start + c.batch_size]
+                    for job, (text, n, secs) in zip(batch, gen.rewrite([(j[1], j[3]) for j in batch]), strict=True):
+                        _write_cache(job[4], {"text": text, "tokens": n, "seconds": round(secs, 3),
+                                              "generator": c.generator, "style": job[1]})
+                    advance(len(batch))
+                if gen.model is not None:  # loaded on the first batch
+                    meter.add_tokens(gen.model, gen.forwarded, training=False)
         gen.close()
         rewrites = {j[4]: found[j[4]] if j[4] in found else read_json(_cache_file(j[4]))["text"] for j in jobs}
         rewritten = _assemble(docs, jobs, rewrites, fingerprint, c.generator)
