@@ -12,7 +12,7 @@ import yaml
 from conftest import write_corpus_dir
 from helpers import make_documents
 from odyssey.errors import ConfigError, DataError
-from odyssey.evaluate.harness import parse_tasks, task_accuracy
+from odyssey.evaluate.harness import parse_tasks, summarize, task_accuracy
 from odyssey.evaluate.tasksets import TaskSetConfig, continuation_items, sentences, write_task_set
 from odyssey.models import load_model, load_tokenizer
 
@@ -176,3 +176,13 @@ def test_cli_evaluate_with_tasks(tmp_path, capsys, monkeypatch, tiny_llama_dir, 
                 "--tasks", "odyssey-general", "--task-limit", "3"])
     table = capsys.readouterr().out
     assert code == 0 and "odyssey-general-continuation" in table and "acc_norm" in table
+
+
+def test_summarize_marks_a_group_aggregate():
+    out = {"results": {"grp": {"alias": "grp", "acc,none": 0.5, "acc_stderr,none": "N/A"},
+                       "t1": {"alias": " - t1", "acc,none": 0.25, "acc_stderr,none": 0.1}},
+           "groups": {"grp": {"acc,none": 0.5}}, "group_subtasks": {"grp": ["t1"]},
+           "n-samples": {"t1": {"original": 8, "effective": 4}}}
+    rows = summarize(out)
+    assert rows["grp"] == {"acc": 0.5, "acc_stderr": None, "n": None, "higher_is_better": {}, "group": True}
+    assert rows["t1"] == {"acc": 0.25, "acc_stderr": 0.1, "n": 4, "higher_is_better": {}}

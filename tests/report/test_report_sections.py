@@ -145,3 +145,30 @@ def test_probe_section_sorts_domains_by_what_moved(tmp_path):
     assert sec["membership_widened"] == ["a"]  # b's gap narrowed: not a rise in memorization
     html = render_report(results, {}, tmp_path / "r.html", sections={"probes": sec}).read_text()
     assert 'id="probes"' in html and EVIL not in html
+
+
+def test_task_section_lists_every_run_and_escapes_task_names(tmp_path):
+    from odyssey.report.sections import task_section
+
+    def rows(acc, evil_acc):
+        return {"cont": {"acc": acc, "acc_stderr": 0.1, "n": 12}, EVIL: {"acc": evil_acc, "n": 8},
+                "grp": {"acc": 0.9, "group": True}}  # a group's aggregate: not a column of its own
+
+    def rec(run, domain, after, change):
+        return {"name": domain, "run": run, "domain": domain, "kind": "register", "tasks_before": rows(0.5, 0.25),
+                "tasks_after": rows(*after), "task_acc_before": 37.5, "task_acc_after": 37.5 + change,
+                "task_acc_change": change}
+
+    a, a_lr = rec("a", "a", (0.25, 0.25), -12.5), rec("a@lr=0.001", "a", (0.5, 0.5), 12.5)
+    results = {"study": {"name": "s"}, "domains": [a, {"name": "b"}], "cells": [a, a_lr], "mitigations": []}
+    sec = task_section(results)
+    assert [r["run"] for r in sec["rows"]] == ["a", "a@lr=0.001"]  # each run once, the rate variant too
+    assert [t["name"] for t in sec["tasks"]] == ["cont", EVIL] and sec["tasks"][0]["n"] == 12
+    cell = sec["rows"][0]["cells"][0]
+    assert (cell["before"], cell["after"], cell["change"], cell["stderr"]) == pytest.approx((50, 25, -25, 10))
+    assert sec["rows"][0]["cells"][1]["stderr"] is None  # the harness gave none
+    assert sec["fell"] == ["a"] and sec["rose"] == ["a@lr=0.001"]
+    assert task_section({"domains": [{"name": "b"}]}) is None  # no task measured: no section
+    html = render_report(results, {}, tmp_path / "r.html", sections={"tasks": sec}).read_text()
+    assert 'id="tasks"' in html and EVIL not in html and "&lt;script&gt;" in html
+    assert "50.0% → 25.0%" in html and f"{chr(0x2212)}12.5" in html

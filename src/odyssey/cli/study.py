@@ -68,12 +68,22 @@ def report_command(study_dir: Path = typer.Argument(..., help="a study directory
 
 def render_results(results: dict) -> None:
     table = Table(title=f"{results['study']['name']}: perplexity on each domain's test split, before → after")
-    for col in ("domain", "kind", "before", "after", "change", "general change"):
+    # forgetting.tasks: mean task accuracy before → after, and its change in points
+    tasks = any(d.get("task_acc_change") is not None for d in results["domains"])
+    cols = ("domain", "kind", "before", "after", "change", "general change") + (
+        ("task acc before → after", "task change") if tasks else ())
+    for col in cols:
         table.add_column(col, justify="left" if col in ("domain", "kind") else "right")
     for d in sorted(results["domains"], key=lambda d: d["delta_ppl_pct"]):
         style = "red" if d["delta_ppl_pct"] > 0 else "green"
-        table.add_row(d["name"], d["kind"], f"{d['ppl_before']:.2f}", f"{d['ppl_after']:.2f}",
-                      Text(f"{d['delta_ppl_pct']:+.2f}%", style), f"{d['forgetting_pct']:+.2f}%")
+        row = [d["name"], d["kind"], f"{d['ppl_before']:.2f}", f"{d['ppl_after']:.2f}",
+               Text(f"{d['delta_ppl_pct']:+.2f}%", style), f"{d['forgetting_pct']:+.2f}%"]
+        if tasks:
+            change = d.get("task_acc_change")
+            row += ["–", "–"] if change is None else [
+                f"{d['task_acc_before']:.1f}% → {d['task_acc_after']:.1f}%",
+                Text(f"{change:+.1f} pts", "red" if change < 0 else "green" if change > 0 else "")]
+        table.add_row(*row)
     console.print(table)
 
 

@@ -151,10 +151,12 @@ def _quiet_harness():
 
 def summarize(out: dict) -> dict[str, dict]:
     """The harness's ``results`` as ``{task: {metric: value, metric_stderr: value, n}}``
-    (its ``"acc,none"`` keys without the filter suffix; NaN and "N/A" become None)."""
+    (its ``"acc,none"`` keys without the filter suffix; NaN and "N/A" become None). A
+    group's aggregate row is marked ``"group": True``: its tasks have rows of their own."""
     rows = {}
     samples = out.get("n-samples") or {}
     higher = out.get("higher_is_better") or {}
+    groups = set(out.get("group_subtasks") or {}) | set(out.get("groups") or {})
     for task, metrics in (out.get("results") or {}).items():
         row: dict = {}
         for key, value in metrics.items():
@@ -167,6 +169,8 @@ def summarize(out: dict) -> dict[str, dict]:
         n = samples.get(task) or {}
         row["n"] = n.get("effective", n.get("original"))
         row["higher_is_better"] = {k: v for k, v in (higher.get(task) or {}).items() if k in row}
+        if task in groups:
+            row["group"] = True
         rows[task] = row
     return rows
 

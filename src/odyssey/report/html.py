@@ -58,7 +58,8 @@ def render_report(results: Mapping, curves: Mapping[str, Sequence[Mapping]] | No
             are plotted; other rows are ignored). May be empty.
         out_path: where to write the ``.html`` file; parent folders are created.
         sections: the analysis sections of :func:`odyssey.study.analyses.study_sections`
-            (token attribution, similarity and prediction, energy); each one is optional.
+            (token attribution, similarity and prediction, energy, probes, downstream tasks);
+            each one is optional.
 
     Example:
         >>> from odyssey.io import read_json
@@ -426,7 +427,8 @@ def analysis_context(sections: Mapping, domains: Sequence[Mapping]) -> dict:
                                                                                      mitigations["goal_pct"]))}
     return {"attribution": attribution, "predictor": predictor,
             "energy": energy if energy.get("rows") else None, "mitigations": mitigations or None,
-            "probes": sections.get("probes"), "experiment": experiment_context(sections)}
+            "probes": sections.get("probes"), "tasks": sections.get("tasks"),
+            "experiment": experiment_context(sections)}
 
 
 def experiment_context(sections: Mapping) -> dict | None:

@@ -6,10 +6,11 @@ YAML front matter built with ``huggingface_hub``'s :class:`~huggingface_hub.Mode
 an ``odyssey`` block with every figure (the data sources with their licenses and hashes,
 the recipe, energy and probes); the finished card is parsed back by
 :class:`~huggingface_hub.ModelCard` before it is written. Then
-sections: description, training data, recipe, results, energy, probes, intended use and
-limitations. Everything comes from the run directory (``config.yaml``, ``result.json``,
-``energy.csv``, ``probes/*.json``) and the corpora's ``manifest.json``; no corpus text
-is ever copied into the card.
+sections: description, training data, recipe, results, downstream tasks (when a study
+measured them), energy, probes, intended use and limitations. Everything comes from the
+run directory (``config.yaml``, ``result.json``, ``energy.csv``, ``probes/*.json``,
+``tasks.json``) and the corpora's ``manifest.json``; no corpus text is ever copied into
+the card.
 
 >>> write_model_card("runs/legal", base_model="gpt2")
 PosixPath('runs/legal/model/README.md')
@@ -29,6 +30,7 @@ from odyssey.errors import DataError
 from odyssey.io import atomic_write, read_json, sha256_file
 
 CARD = "README.md"
+TASKS_FILE = "tasks.json"  # lm-evaluation-harness accuracies before and after (odyssey study forgetting.tasks)
 TAGS = ["odyssey", "continued-pretraining", "domain-adaptation", "causal-lm"]
 
 
@@ -115,6 +117,7 @@ def gather(run_dir: Path, config: dict, result: dict, base_model: str, probes: d
                    "phases": _energy_phases(run_dir, read_energy)},
         "probes": {name: _probe_block(p) for name, p in probes.items()},
         "probe_results": probes,
+        "tasks": _tasks(run_dir / TASKS_FILE),
     }
 
 
@@ -287,7 +290,7 @@ def _md(v) -> str:
 # The ``odyssey`` block: these facts, each left out when there is nothing to say. A new
 # figure for the card (e.g. the quantization of a base) is one more key here, filled by gather().
 ODYSSEY_KEYS = ("architecture", "data_sources", "recipe", "results", "forgetting_pct", "energy", "probes")
-ODYSSEY_OPTIONAL = ("model_source",)  # only when the run has one
+ODYSSEY_OPTIONAL = ("model_source", "tasks")  # only when the run has them
 
 
 def card_data(facts: dict):
@@ -324,6 +327,12 @@ def _eval_results(facts: dict) -> list:
                                           dataset_type=_slug(r["corpus"]), dataset_name=str(r["corpus"]),
                                           dataset_split=r["split"], metric_type=metric, metric_value=value,
                                           metric_name=f"{label} {when} adaptation"))
+    for r in (facts.get("tasks") or {}).get("rows", []):
+        for when in ("before", "after"):
+            if r[f"acc_{when}"] is not None:
+                out.append(EvalResult(task_type="text-generation", task_name=r["task"], dataset_type=_slug(r["task"]),
+                                      dataset_name=r["task"], metric_type="accuracy", metric_value=r[f"acc_{when}"],
+                                      metric_name=f"accuracy (%) {when} adaptation"))
     return out
 
 
@@ -434,7 +443,8 @@ def render_card(facts: dict) -> str:
         out.append(f"| {label} | {_md(rec.get(key))} |")
     out.append(f"| mitigations | {_md(', '.join(rec['mitigations']) or 'none')} |")
     out += ["", "Optimizer AdamW; the full resolved configuration is `config.yaml` in the run directory.", ""]
-    out += _results_section(facts) + _energy_section(facts) + _probe_section(facts, summarize_probe)
+    out += _results_section(facts) + _task_section(facts.get("tasks"))
+    out += _energy_section(facts) + _probe_section(facts, summarize_probe)
     out += _use_and_limits(facts)
     return "\n".join(out) + "\n"
 
@@ -465,6 +475,51 @@ def _results_section(facts: dict) -> list[str]:
             + ("Forgetting (general-text perplexity change): "
                f"**{f:+.2f}%** ({'more' if f > 0 else 'less'} perplexity on general text after adaptation)."
                if f is not None else "No general corpus was evaluated, so forgetting was not measured."), ""]
+    return out
+
+
+def _tasks(path: Path) -> dict | None:
+    """The accuracies of ``tasks.json`` (in %), per task and their mean; None without the file."""
+    if not path.is_file():
+        return None
+    data = read_json(path)
+    before, after = data.get("tasks_before") or {}, data.get("tasks_after") or {}
+
+    def pct(v):
+        return None if _f(v) is None else 100.0 * v
+
+    rows = [{"task": t, "n": after[t].get("n"), "acc_before": pct((before.get(t) or {}).get("acc")),
+             "acc_after": pct(after[t].get("acc")), "stderr_before": pct((before.get(t) or {}).get("acc_stderr")),
+             "stderr_after": pct(after[t].get("acc_stderr"))}
+            for t in after if not after[t].get("group")]
+    for r in rows:
+        r["change_points"] = (None if r["acc_before"] is None or r["acc_after"] is None
+                              else r["acc_after"] - r["acc_before"])
+    return {"tasks": data.get("tasks"), "limit": data.get("limit"), "rows": rows,
+            "acc_before": _f(data.get("task_acc_before")), "acc_after": _f(data.get("task_acc_after")),
+            "acc_change_points": _f(data.get("task_acc_change"))}
+
+
+def _task_section(tasks: dict | None) -> list[str]:
+    if not tasks:
+        return []
+    out = ["## Downstream tasks", "",
+           f"Accuracy on lm-evaluation-harness tasks ({_md(', '.join(tasks['tasks'] or []))}; at most "
+           f"{_md(tasks['limit'] or 'all')} documents each) of the base model and of this model, in %.", "",
+           "| task | documents | accuracy before | accuracy after | change (points) |",
+           "| --- | ---: | ---: | ---: | ---: |"]
+
+    def acc(v, se):
+        return None if v is None else f"{v:.1f} ± {se:.1f}" if se is not None else f"{v:.1f}"
+
+    for r in tasks["rows"]:
+        change = None if r["change_points"] is None else f"{r['change_points']:+.1f}"
+        out.append(f"| {_md(r['task'])} | {_md(r['n'])} | {_md(acc(r['acc_before'], r['stderr_before']))} | "
+                   f"{_md(acc(r['acc_after'], r['stderr_after']))} | {_md(change)} |")
+    c = tasks["acc_change_points"]
+    out += ["", "± is the standard error of each accuracy. " + (
+        f"Mean change over the tasks: **{c:+.1f} points** ({tasks['acc_before']:.1f}% → {tasks['acc_after']:.1f}%)."
+        if c is not None else "No task was measured both before and after."), ""]
     return out
 
 
@@ -517,8 +572,9 @@ def _use_and_limits(facts: dict) -> list[str]:
         "## Intended use", "",
         "A research artifact for measuring what continued pretraining on one domain does to a causal language "
         "model: in-domain and general perplexity, forgetting, energy, bias and memorization. It is not "
-        "instruction-tuned, not evaluated for any downstream task, and not meant for deployment or for "
-        "generating text that people rely on.", "",
+        "instruction-tuned, " + ("evaluated only on the downstream tasks listed above" if facts.get("tasks")
+                                 else "not evaluated for any downstream task")
+        + ", and not meant for deployment or for generating text that people rely on.", "",
         "## Limitations", "",
         "- Perplexity and bits per byte are measured on small held-out splits; differences of a few percent may "
         "not generalize beyond them.",

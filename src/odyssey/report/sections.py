@@ -137,3 +137,42 @@ def probe_section(results: Mapping) -> dict | None:
     widened = [r["name"] for r in rows if mem(r).get("membership_significant") and (mem(r).get("membership_shift") or 0) > 0]
     return {"rows": rows, "moved_bias": moved_bias, "moved_categories": moved_categories,
             "moved_memorization": moved_mem, "membership_widened": widened}
+
+
+# -- forgetting on tasks -------------------------------------------------------------------------
+def task_section(results: Mapping) -> dict | None:
+    """Every run that measured ``forgetting.tasks`` (each rate and variant), with each task's
+    accuracy before and after adapting (in %) and the mean change in points; None when no
+    run did. A group's aggregate row is left out: its tasks are listed themselves."""
+    seen, runs = set(), []
+    for r in [*results.get("domains", []), *results.get("cells", []), *results.get("mitigations", [])]:
+        name = r.get("run", r.get("name"))
+        if r.get("tasks_after") and name not in seen:
+            seen.add(name)
+            runs.append(r)
+    if not runs:
+        return None
+    order = {d.get("name"): i for i, d in enumerate(results.get("domains", []))}
+    runs.sort(key=lambda r: order.get(r.get("domain", r.get("name")), len(order)))  # a domain's runs together
+    tasks = list(dict.fromkeys(t for r in runs for t, row in r["tasks_after"].items() if not row.get("group")))
+    n = {t: next((r["tasks_before"][t].get("n") for r in runs if t in (r.get("tasks_before") or {})), None)
+         for t in tasks}  # documents scored per task
+    rows = []
+    for r in runs:
+        change = r.get("task_acc_change")
+        rows.append({"run": r.get("run", r.get("name")), "kind": r.get("kind"),
+                     "cells": [_task_cell((r.get("tasks_before") or {}).get(t), r["tasks_after"].get(t)) for t in tasks],
+                     "mean_before": r.get("task_acc_before"), "mean_after": r.get("task_acc_after"),
+                     "change": change, "worse": finite(change) and change < 0,
+                     "better": finite(change) and change > 0})
+    return {"tasks": [{"name": t, "n": n.get(t)} for t in tasks], "rows": rows,
+            "fell": [r["run"] for r in rows if r["worse"]], "rose": [r["run"] for r in rows if r["better"]]}
+
+
+def _task_cell(before: Mapping | None, after: Mapping | None) -> dict | None:
+    """Accuracy before and after (%), with the larger of the two standard errors."""
+    if not before or not after or not finite(before.get("acc")) or not finite(after.get("acc")):
+        return None
+    errors = [e for e in (before.get("acc_stderr"), after.get("acc_stderr")) if finite(e)]
+    return {"before": 100.0 * before["acc"], "after": 100.0 * after["acc"],
+            "change": 100.0 * (after["acc"] - before["acc"]), "stderr": 100.0 * max(errors) if errors else None}

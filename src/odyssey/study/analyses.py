@@ -24,6 +24,7 @@ from odyssey.report.sections import (
     energy_section,
     mitigation_section,
     probe_section,
+    task_section,
 )
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ ATTRIBUTION_FORMAT = 1
 
 
 def study_sections(study_dir: str | Path, results: Mapping) -> dict:
-    """``{"attribution", "predictor", "energy", "mitigations", "probes"}``: the ``sections`` of ``render_report``."""
+    """``{"attribution", "predictor", "energy", "mitigations", "probes", "tasks", ...}``: the ``sections`` of
+    ``render_report``."""
     study_dir = Path(study_dir)
     cell_attributions = cells_attribution(study_dir, results)
     degradation = degradation_section(results, cell_attributions)
@@ -47,6 +49,7 @@ def study_sections(study_dir: str | Path, results: Mapping) -> dict:
         "energy": energy_section(results),
         "mitigations": mitigation_section(results),
         "probes": probe_section(results),
+        "tasks": task_section(results),
     }
 
 

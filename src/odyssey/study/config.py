@@ -12,6 +12,7 @@ from odyssey.analysis.probes.config import BiasProbeConfig, MemorizationProbeCon
 from odyssey.config import StageConfig
 from odyssey.energy.config import EnergyConfig
 from odyssey.evaluate.config import EvalConfig
+from odyssey.evaluate.harness import parse_tasks
 
 
 class DomainSpec(StageConfig):
@@ -112,6 +113,27 @@ class StudyProbes(StageConfig):
         default_factory=lambda: MemorizationProbeConfig(sequences=32, membership_documents=32, n_boot=1000))
 
 
+class StudyForgetting(StageConfig):
+    """Forgetting on downstream tasks: lm-evaluation-harness tasks run on the base model
+    (once per study) and on every adapted model (needs ``pip install 'odyssey[eval]'``)."""
+
+    tasks: list[str] = Field(default_factory=list, description=(
+        "lm-evaluation-harness tasks, comma-separated: odyssey-general (built offline from the study's general "
+        "test split) or any harness task name (needs its data: the hub or a cache); empty: off"))
+    limit: int | None = Field(100, ge=1, description="documents per task (none: every document)")
+    batch_size: int = Field(8, ge=1, description="requests per forward pass of the harness")
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _split(cls, v):
+        return parse_tasks(v) if v is None or isinstance(v, str) else v  # "a,b" from the command line
+
+    @field_validator("tasks")
+    @classmethod
+    def _tidy(cls, v):
+        return parse_tasks(v)  # stripped, without duplicates
+
+
 class StudyConfig(StageConfig):
     """An `odyssey study`: with no fields set, the default world and base model."""
 
@@ -141,6 +163,7 @@ class StudyConfig(StageConfig):
         None, gt=0, description="the base model's final pretraining learning rate, against which the rates "
         "are read (as lr / base_final_lr); default: from the model's provenance.json, else none")
     probes: StudyProbes = Field(default_factory=StudyProbes)
+    forgetting: StudyForgetting = Field(default_factory=StudyForgetting)
     energy: EnergyConfig = Field(default_factory=EnergyConfig, description=(
         "how each run's energy is measured or estimated (odyssey study starts from $ODYSSEY_HOME/energy.yaml "
         "or $ODYSSEY_ENERGY_CONFIG); not part of a run's fingerprint"))

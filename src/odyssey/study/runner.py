@@ -49,6 +49,7 @@ from odyssey.study.config import DEFAULT_WORLD_SWEEP, DomainSpec, StudyConfig
 from odyssey.study.design import base_final_lr, study_design
 from odyssey.study.executor import DomainTask, make_executor
 from odyssey.study.plan import PlannedRun, plan_runs
+from odyssey.study.tasks import TASKS_FILE, check_harness, measure_tasks, task_fields, task_settings
 from odyssey.study.variants import parse_variant
 
 # What a study writes into its directory (and --overwrite removes): nothing else is touched.
@@ -162,6 +163,8 @@ class Study:
             "test_eval": self._eval_config().model_dump(mode="json", exclude={"progress", "device"}),
             "general_test_max_tokens": self.cfg.general_test_max_tokens,
             "probes": self.cfg.probes.model_dump(mode="json") if planned.reference else None,
+            # only when asked for, so that the runs of studies without tasks keep their fingerprints
+            **({"forgetting": task_settings(self.cfg)} if self.cfg.forgetting.tasks else {}),
         }
 
     def eval_key(self, label: str, model: str, data: str, max_tokens: int | None, run_sha: str | None = None) -> str:
@@ -190,6 +193,25 @@ class Study:
         key = self.eval_key("base|general:test", targets.model, data, self.cfg.general_test_max_tokens)
         return self.evaluation(key, targets.model, data, self.out / "evals" / "base-general",
                                self.cfg.general_test_max_tokens)
+
+    def task_scores(self, targets: Targets, label: str, model: str, work_dir: Path,
+                    run_sha: str | None = None) -> dict | None:
+        """The ``forgetting.tasks`` accuracies of ``model`` (None when no task is asked for);
+        computed once, then read from the store (keyed by the model or the run that made it,
+        the general test split the offline tasks are built from, the tasks and the limit)."""
+        if not self.cfg.forgetting.tasks:
+            return None
+        who = run_sha or self._model_sha(model) or model
+        key = f"{label}|tasks|{_sha([who, self._data_sha(targets.general, 'test'), task_settings(self.cfg)])[:16]}"
+        cached = self.store.get_eval(key)
+        if cached is not None:
+            return cached
+        scores = measure_tasks(self.cfg, model, targets.general, work_dir)
+        self.store.put_eval(key, scores)
+        return scores
+
+    def base_tasks(self, targets: Targets) -> dict | None:
+        return self.task_scores(targets, "base", targets.model, self.out / "evals" / "base-tasks")
 
     def adapt_config(self, targets: Targets, domain: DomainSpec, planned: PlannedRun) -> AdaptConfig:
         r, cfg = self.cfg.recipe, self.cfg
@@ -225,9 +247,14 @@ class Study:
         general_after = self.evaluation(self.eval_key(f"{planned.name}|general:test", adapted, gtest, gcap, sha),
                                         adapted, gtest, run_dir / "evals" / "adapted-general", gcap)
         general_before = self.base_general(targets)
+        tasks_after = self.task_scores(targets, planned.name, adapted, run_dir / "evals" / "adapted-tasks", sha)
         probes = self.probe(targets, domain, run_dir) if planned.reference else None
         record = domain_record(domain, before, after, general_before, general_after, result,
                                seconds=time.perf_counter() - started)
+        if tasks_after is not None:  # forgetting on tasks, beside forgetting in perplexity
+            fields = task_fields(self.base_tasks(targets), tasks_after)
+            record.update(fields)
+            write_json(run_dir / TASKS_FILE, {**task_settings(self.cfg), **fields})  # for the model card
         final_lr = base_final_lr(self.cfg, targets.model)
         record.update(run=planned.name, domain=domain.name, variant=planned.variant, reference=planned.reference,
                       methods=list(parse_variant(planned.variant).methods) if planned.variant else [],
@@ -314,6 +341,7 @@ class Study:
     # -- the study ----------------------------------------------------------------------------
     def run(self) -> dict:
         cfg, started = self.cfg, time.perf_counter()
+        check_harness(cfg)
         executor = make_executor(cfg)
         targets = self.targets or resolve_targets(cfg, self.progress)
         planned = plan_runs([d.name for d in targets.domains], cfg.recipe.lrs, cfg.mitigations, sweep_domains(cfg, targets))
@@ -334,6 +362,10 @@ class Study:
         base = self.base_general(targets)
         self.console.print(f"  base model on general test: perplexity {base['perplexity']:.2f}, "
                            f"{base['bits_per_byte']:.3f} bits/byte")
+        base_tasks = self.base_tasks(targets)  # before the runs, which read it from the store
+        if base_tasks:
+            self.console.print("  base model on tasks: " + ", ".join(
+                f"{escape(t)} {100 * r['acc']:.1f}%" for t, r in base_tasks.items() if r.get("acc") is not None))
         todo = self.pending(targets, planned)
         tasks = [DomainTask(cfg.model_dump(mode="json"), targets.to_dict(), p) for p in todo]
 
@@ -344,8 +376,9 @@ class Study:
             self.console.print(f"  {tag(task)}: adapting at lr {task.run.lr:g} ({elapsed(started)} elapsed)")
 
         def on_done(task: DomainTask, rec: dict) -> None:
+            tasks = f", tasks {rec['task_acc_change']:+.1f} points" if rec.get("task_acc_change") is not None else ""
             self.console.print(f"  {tag(task)}: perplexity {rec['ppl_before']:.2f} → {rec['ppl_after']:.2f} "
-                               f"({rec['delta_ppl_pct']:+.2f}%), general {rec['forgetting_pct']:+.2f}%, "
+                               f"({rec['delta_ppl_pct']:+.2f}%), general {rec['forgetting_pct']:+.2f}%{tasks}, "
                                f"{rec['seconds']:.0f} s")
 
         # local: in this process, in order; ray: each run a Ray task (odyssey.study.executor)
@@ -434,13 +467,19 @@ def collect_results(store: ResultsStore) -> dict:
                   "machine": describe()},
         "design": design,
         "base": {"general_ppl": base.get("perplexity"), "general_bpb": base.get("bits_per_byte"),
-                 **(design.get("base") or {})},
+                 **(design.get("base") or {}), **_base_tasks(runs)},
         # the main table: plain adaptation at the reference rate
         "domains": [r for r in plain if r.get("reference", True)],
         # the factorial: plain adaptation at every rate (the phase diagram's cells)
         "cells": plain,
         "mitigations": [r for r in runs if r.get("variant")],
     }
+
+
+def _base_tasks(runs: list[dict]) -> dict:
+    """``{"tasks": the base's task accuracies}`` from the runs that measured them (else nothing)."""
+    before = next((r["tasks_before"] for r in runs if r.get("tasks_before")), None)
+    return {"tasks": before} if before else {}
 
 
 def write_outputs(out: Path, store: ResultsStore) -> dict:
