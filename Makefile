@@ -43,11 +43,11 @@ study: $(STUDY_STAMP)
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
+# ruff, and the layer, cycle and light-config contracts of pyproject.toml (import-linter)
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 
-# The layer, cycle and light-config contracts of pyproject.toml. Not in `lint` yet: the last
-# upward imports and cycles are being removed; it joins `lint` once it passes.
 imports: $(TEST_STAMP)
 	$(BIN)/lint-imports
 

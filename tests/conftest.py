@@ -99,6 +99,7 @@ def _private_home(tmp_path_factory, monkeypatch):
     """Each test has its own $ODYSSEY_HOME (block and reference caches, energy.yaml), set where
     the command line reads it: nothing is read from or written to the user's ~/.cache/odyssey."""
     monkeypatch.setenv("ODYSSEY_HOME", str(tmp_path_factory.mktemp("home")))
+    monkeypatch.setenv("ODYSSEY_JOBS", "1")  # studies run in the test's process (a test may ask for more)
     monkeypatch.delenv("ODYSSEY_ENERGY_CONFIG", raising=False)
 
 

@@ -71,6 +71,11 @@ class ResultsStore:
         row = self.db.execute("SELECT status, record FROM runs WHERE name = ?", (name,)).fetchone()
         return {"status": row[0], **json.loads(row[1])} if row else None
 
+    def finished_run(self, name: str) -> dict | None:
+        """The run's record if it finished (status ``done``), else None."""
+        run = self.get_run(name)
+        return run if run and run["status"] == "done" else None
+
     def put_run(self, name: str, status: str, record: dict, position: int) -> None:
         self._put("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?)", (name, status, json.dumps(record), position))
 

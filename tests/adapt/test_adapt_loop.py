@@ -132,3 +132,18 @@ def test_report_to_tensorboard_writes_event_files(tmp_path, tiny_llama_dir, tiny
     adapt(make_cfg(tiny_llama_dir, tiny_corpus_dir, out, report_to="[tensorboard]", **{"train.max_steps": 2}),
           progress=False)
     assert list(out.rglob("events.out.tfevents.*")), "no TensorBoard event file"
+
+
+def test_max_tokens_caps_a_large_domain_and_leaves_a_small_one(tmp_path, tiny_llama_dir, tiny_corpus_dir):
+    """32-token blocks, 4 per step: a cap of 200 tokens is ceil(200 / 32) = 7 blocks, 2 steps;
+    a cap above the domain's size trains the one epoch it would without a cap."""
+    one_epoch = adapt(make_cfg(tiny_llama_dir, tiny_corpus_dir, tmp_path / "epoch", **{"train.max_steps": "null",
+                                                                                       "eval_every": 0}),
+                      progress=False)
+    assert one_epoch.steps > 2
+    capped = adapt(make_cfg(tiny_llama_dir, tiny_corpus_dir, tmp_path / "capped", **{
+        "train.max_steps": "null", "train.max_tokens": 200, "eval_every": 0}), progress=False)
+    assert capped.steps == 2
+    roomy = adapt(make_cfg(tiny_llama_dir, tiny_corpus_dir, tmp_path / "roomy", **{
+        "train.max_steps": "null", "train.max_tokens": 10**9, "eval_every": 0}), progress=False)
+    assert roomy.steps == one_epoch.steps

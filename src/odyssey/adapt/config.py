@@ -18,6 +18,9 @@ class TrainConfig(StageConfig):
     grad_accum: int = Field(1, ge=1, description="micro-batches per optimizer step")
     epochs: float = Field(1.0, gt=0, description="passes over the training blocks")
     max_steps: int | None = Field(None, ge=1, description="stop after this many optimizer steps (overrides epochs)")
+    max_tokens: int | None = Field(None, ge=1, description=(
+        "train on at most this many tokens of the domain: a larger domain stops before `epochs` ends, on a "
+        "random sample of its blocks (the data order is shuffled); a smaller one is unaffected"))
     precision: Literal["auto", "no", "bf16", "fp16"] = Field(
         "auto", description="autocast precision; auto = bf16 on a GPU that supports it, else fp32")
     seed: int = Field(0, description="seed for data order, dropout and initialization")

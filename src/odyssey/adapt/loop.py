@@ -187,6 +187,8 @@ def setup(cfg: AdaptConfig, accelerator=None) -> Run:
     global_batch = cfg.train.batch_size * accelerator.num_processes * cfg.train.grad_accum
     # `epochs` counts passes over the domain blocks, also when replay mixes general ones in.
     total = cfg.train.max_steps or steps_for(cfg.train.epochs, len(blocks), global_batch * mit.domain_share())
+    if cfg.train.max_tokens and not cfg.train.max_steps:  # the cap counts domain blocks, as epochs do
+        total = min(total, steps_for(1.0, math.ceil(cfg.train.max_tokens / block_size), global_batch * mit.domain_share()))
     warmup = cfg.schedule.warmup_steps
     warmup = round(cfg.schedule.warmup_ratio * total) if warmup is None else warmup
     optimizer = torch.optim.AdamW(mit.trainable(model), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from odyssey.cli import make_console
 from odyssey.cli.edge import energy_section
+from odyssey.cli.options import option_for
 from odyssey.config import resolve
 from odyssey.study.config import StudyConfig
 
@@ -18,21 +19,17 @@ console = make_console()
 
 def study_command(
     config: Path = typer.Option(None, "--config", help="study YAML: model, general, domains, recipe"),
-    out: Path = typer.Option(None, "--out", help="study directory (default: studies/default)"),
-    model: str = typer.Option(None, "--model", help="model to adapt (default: the shipped base model)"),
-    only: list[str] = typer.Option(None, "--only", help="run only this domain (repeatable)"),
-    executor: str = typer.Option(None, "--executor", help="local (default: one domain after another here) "
-                                 "or ray (each domain a Ray task; needs the ray extra of odyssey)"),
-    address: str = typer.Option(None, "--address", help="with --executor ray: the Ray cluster to join "
-                                "(auto, ray://HEAD:10001); default: a local Ray instance"),
-    mitigations: str = typer.Option(None, "--mitigations", help="variants to run per domain beside plain "
-                                    "adaptation, comma-separated: replay,l2sp,ewc,lora,freeze,early-stop,normalize,"
-                                    "selective, combinations like replay+l2sp, or lr=1e-4 (a learning-rate sweep point)"),
+    out: Path = option_for(StudyConfig, "out", "--out"),
+    model: str = option_for(StudyConfig, "model", "--model"),
+    only: list[str] = option_for(StudyConfig, "only", "--only", more="(repeatable)"),
+    executor: str = option_for(StudyConfig, "executor", "--executor", more="(ray needs the ray extra of odyssey)"),
+    jobs: str = option_for(StudyConfig, "jobs", "--jobs"),
+    address: str = option_for(StudyConfig, "ray_address", "--address", more="(with --executor ray)"),
+    mitigations: str = option_for(StudyConfig, "mitigations", "--mitigations", more="(comma-separated)"),
     probes: bool = typer.Option(None, "--probes/--no-probes", help="run the bias and memorization probes on "
                                 "each plainly adapted model (default: on)"),
-    lr: str = typer.Option(None, "--lr", help="peak learning rate(s) of the runs, comma-separated: one run per "
-                           "rate and domain, the first the reference (default: 2e-4,2e-3, the default base's "
-                           "final and peak pretraining rates)"),
+    lr: str = option_for(StudyConfig, "recipe.optim.lr", "--lr", more="(comma-separated: one run per rate and "
+                         "domain, the first the reference)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="start the study over: remove the runs, store, "
                                    "results and report an earlier study wrote into --out"),
     rerun_changed: bool = typer.Option(False, "--rerun-changed", help="redo the stored runs whose config "
@@ -44,7 +41,7 @@ def study_command(
     from odyssey.study.runner import run_study
 
     cfg = resolve(StudyConfig, config, overrides, base={"energy": energy_section()}, values={
-        "out": str(out) if out else None, "model": model, "only": only or None, "executor": executor,
+        "out": str(out) if out else None, "model": model, "only": only or None, "executor": executor, "jobs": jobs,
         "ray_address": address, "mitigations": mitigations, "recipe.optim.lr": lr,
         "probes.run": None if probes is None else (["bias", "memorization"] if probes else [])})
     results = run_study(cfg, overwrite=overwrite, rerun_changed=rerun_changed, redo=redo or ())

@@ -257,8 +257,8 @@ class Experiment:
 
     def generation(self, fraction: float | None, generation: int, position: int) -> dict:
         name = run_name(fraction, generation)
-        done = self.store.get_run(name)
-        if done and done["status"] == "done":
+        done = self.store.finished_run(name)
+        if done:
             return done
         started = time.perf_counter()
         record = {"name": name, "generation": generation, "keep_real": fraction,
@@ -358,8 +358,8 @@ class Experiment:
 
     def _step(self, fraction, g, position, started, gen0) -> dict:
         name = run_name(fraction, g)
-        done = self.store.get_run(name)
-        if done and done["status"] == "done":
+        done = self.store.finished_run(name)
+        if done:
             self.console.print(f"  {name}: done earlier (test perplexity {done['test_ppl']:.2f})")
             return done
         self.console.print(f"  {name}: training ({elapsed(started)} elapsed)")

@@ -37,7 +37,7 @@ from odyssey import __version__
 from odyssey.adapt.config import AdaptConfig
 from odyssey.adapt.tracking import read_metrics
 from odyssey.config import config_differences, save_config
-from odyssey.corpora.store import data_fingerprint, iter_split
+from odyssey.corpora.store import data_fingerprint, iter_split, split_files
 from odyssey.energy import run_energy
 from odyssey.errors import ConfigError
 from odyssey.evaluate.config import EvalConfig
@@ -293,8 +293,8 @@ class Study:
     # -- what is stored ----------------------------------------------------------------------
     def stored_status(self, targets: Targets, planned: PlannedRun) -> tuple[str, list[str]]:
         """``("new" | "done" | "changed", what differs)`` of a planned run against the store."""
-        done = self.store.get_run(planned.name)
-        if not done or done["status"] != "done":
+        done = self.store.finished_run(planned.name)
+        if not done:
             return "new", []
         domain = targets.domain(planned.domain)
         now = self.run_fingerprint(self.adapt_config(targets, domain, planned), planned, domain)
@@ -368,6 +368,9 @@ class Study:
                 f"{escape(t)} {100 * r['acc']:.1f}%" for t, r in base_tasks.items() if r.get("acc") is not None))
         todo = self.pending(targets, planned)
         tasks = [DomainTask(cfg.model_dump(mode="json"), targets.to_dict(), p) for p in todo]
+        if executor.name != "local":  # side by side: longest first (probed runs, then bigger domains),
+            # so that no worker is left alone with a long run at the end
+            tasks.sort(key=lambda t: (t.run.reference, train_bytes(targets.domain(t.run.domain).path)), reverse=True)
 
         def tag(task: DomainTask) -> str:
             return f"[{task.run.position + 1}/{len(planned)}] {escape(task.run.name)}"
@@ -387,6 +390,11 @@ class Study:
                      on_start=on_start, on_done=on_done)
         self.store.set_meta("seconds", self.store.get_meta("seconds", 0.0) + time.perf_counter() - started)
         return write_outputs(self.out, self.store)
+
+
+def train_bytes(corpus: str) -> int:
+    """Size of a corpus's train split on disk: a run's cost, for ordering runs side by side."""
+    return sum(f.stat().st_size for f in split_files(corpus, "train"))
 
 
 def sweep_domains(cfg: StudyConfig, targets: Targets) -> list[str] | None:
