@@ -43,8 +43,8 @@ def phase_heatmap(phase: Mapping) -> str | None:
                       [f"{lr:g}" + (f"\n×{q:g}" if finite(q) else "") for lr, q in zip(rates, ratios, strict=True)])
         ax.set_yticks(range(len(rows)), [clean_label(r["name"], 32) for r in rows])
         ax.set_xlabel("peak learning rate (× the base's final pretraining rate)")
-        ax.set_title("in-domain perplexity change (general-text change below); rows: most similar first",
-                     fontsize=9)
+        ax.set_title("in-domain perplexity change (general-text change below)\n"
+                     "rows: most similar to the pretraining data first", fontsize=9)
         return to_svg(fig, "phase")
 
 
