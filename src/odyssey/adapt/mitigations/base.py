@@ -185,6 +185,8 @@ class Mitigation:
     Config: ClassVar[type[StageConfig]] = StageConfig
     summary: ClassVar[str] = ""
     adapters: ClassVar[bool] = False
+    # reads general text (its own ``data`` setting, else the run's ``general``): check_run asks for it
+    needs_general: ClassVar[bool] = False
 
     def __init__(self, ctx: Context):
         self.ctx = ctx
@@ -198,6 +200,9 @@ class Mitigation:
     @classmethod
     def check_run(cls, cfg: AdaptConfig) -> None:
         """Raise ``ValueError`` if the run lacks what this method needs (called when it is listed)."""
+        if cls.needs_general and not (getattr(cfg.mitigation, cls.section).data or cfg.general):
+            raise ValueError(f"mitigation {cls.name} needs general text: pass --general CORPUS "
+                             f"or set mitigation.{cls.section}.data")
 
     # -- setup -------------------------------------------------------------------------
     def needs_base(self) -> bool:

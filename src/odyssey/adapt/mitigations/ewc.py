@@ -87,11 +87,7 @@ class EWCMethod(Mitigation):
     name = section = "ewc"
     Config = EWCConfig
     summary = "``alpha * sum F (theta - theta_base)^2``, F the diagonal Fisher on general text"
-
-    @classmethod
-    def check_run(cls, cfg) -> None:
-        if not (cfg.mitigation.ewc.data or cfg.general):
-            raise ValueError("mitigation ewc needs general text: pass --general CORPUS or set mitigation.ewc.data")
+    needs_general = True
 
     def needs_base(self) -> bool:
         return True

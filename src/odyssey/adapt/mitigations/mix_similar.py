@@ -137,12 +137,7 @@ class MixSimilarMethod(Mitigation):
     section = "mix_similar"
     Config = MixSimilarConfig
     summary = "general documents nearest the domain (unigram or embedding similarity) added at a share of text"
-
-    @classmethod
-    def check_run(cls, cfg) -> None:
-        if not (cfg.mitigation.mix_similar.data or cfg.general):
-            raise ValueError("mitigation mix-similar needs general text: pass --general CORPUS "
-                             "or set mitigation.mix_similar.data")
+    needs_general = True
 
     def documents(self, docs: list[dict], accelerator) -> list[dict]:
         import numpy as np

@@ -107,12 +107,7 @@ class ReplayMethod(Mitigation):
     name = section = "replay"
     Config = ReplayConfig
     summary = "general text mixed into the training stream at a share of tokens"
-
-    @classmethod
-    def check_run(cls, cfg) -> None:
-        if not (cfg.mitigation.replay.data or cfg.general):
-            raise ValueError("mitigation replay needs general text: pass --general CORPUS "
-                             "or set mitigation.replay.data")
+    needs_general = True
 
     def domain_share(self) -> float:
         return 1.0 - self.cfg.ratio
