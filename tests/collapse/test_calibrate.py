@@ -16,7 +16,9 @@ from odyssey.collapse.calibrate import (
     evaluate_detection,
     fit_detector,
     flagged,
+    fpr_resolution,
     hand_set_detector,
+    threshold_at_fpr,
 )
 from odyssey.collapse.config import DetectConfig, Detector
 from odyssey.errors import DataError
@@ -115,3 +117,15 @@ def test_hand_set_detector_uses_the_conventional_direction():
     det = hand_set_detector(22.5, DetectConfig())
     assert (det.statistic, det.direction, det.threshold) == ("perplexity", "lower", 22.5)
     assert hand_set_detector(0.5, DetectConfig(score="fast_detect")).direction == "higher"
+
+
+@pytest.mark.parametrize(("n_real", "fpr", "warned"), [(24, 0.01, True), (99, 0.01, True), (100, 0.01, False),
+                                                      (10, 0.1, False), (9, 0.1, True), (400, 0.001, True)])
+def test_fpr_resolution_warns_exactly_when_the_threshold_rests_on_the_top_real_document(n_real, fpr, warned):
+    real = np.random.default_rng(n_real).normal(size=n_real)
+    th = threshold_at_fpr([], real, fpr)["threshold"]
+    assert (th == real.max()) == warned  # below one step, no real document may lie above it
+    note = fpr_resolution(n_real, fpr)
+    assert (note is not None) == warned
+    if warned:
+        assert f"at least {round(1 / fpr)} real documents" in note

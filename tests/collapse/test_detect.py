@@ -153,6 +153,11 @@ def test_detect_cli(tiny_llama_dir, tmp_path, capsys):
     assert set(result["statistics"]) == {"perplexity", "log_rank", "top1", "fast_detect"}
     assert 0.0 <= result["statistics"]["perplexity"]["auroc"] <= 1.0
 
+    code = run(["detect", "--eval", str(real), str(gen), "--model", str(tiny_llama_dir), "--fpr", "0.01"])
+    out = capsys.readouterr().out
+    assert code == 0 and "fast_detect" in out and "perplexity" in out
+    assert "label at least 100 real documents" in " ".join(out.split())  # 12 cannot resolve 1%
+
     code = run(["detect", "--data", str(real), "--model", str(tiny_llama_dir)])  # the table
     assert code == 0 and "perplexity" in capsys.readouterr().out
 

@@ -233,16 +233,22 @@ def render_scores(rows: list[dict], stat: str, *, reference: bool, direction: st
 
 
 def render_evaluation(result: dict, cv: dict, chosen: str, cfg: DetectConfig, pair: list[str]) -> None:
+    from odyssey.collapse.calibrate import fpr_resolution
+
     table = Table(title=f"real {pair[0]} vs generated {pair[1]}", title_justify="left")
     cols = ("statistic", "AUROC generated higher", "AUROC generated lower", f"{cfg.folds}-fold CV AUROC",
             f"threshold at {cfg.fpr:.0%} FPR", "FPR", "TPR")
-    for c in cols:
-        table.add_column(c, justify="left" if c == "statistic" else "right")
+    for c in cols:  # the statistic's name whole, however narrow the terminal
+        table.add_column(c, justify="left" if c == "statistic" else "right",
+                         min_width=len("fast_detect *") if c == "statistic" else None)
     for stat, v in result.items():
         table.add_row(stat + (" *" if stat == chosen else ""), f"{v['auroc_higher']:.4f}", f"{v['auroc_lower']:.4f}",
                       f"{cv[stat]:.4f}" if stat in cv else "–", f"{v['rule']} {v['threshold']:.6g}",
                       f"{v['fpr']:.1%}", f"{v['tpr']:.1%}")
     console.print(table)
+    note = fpr_resolution(next(iter(result.values()))["real"], cfg.fpr) if result else None
+    if note:
+        console.print(f"note: {note}", highlight=False)
     how = "the best cross-validated AUROC" if cfg.score == "auto" else "--score"
     console.print(f"* chosen by {how}; the threshold is in the better direction on this text. "
                   "odyssey detect fit REAL GENERATED --out detector.json stores statistic, direction and threshold "
@@ -250,6 +256,8 @@ def render_evaluation(result: dict, cv: dict, chosen: str, cfg: DetectConfig, pa
 
 
 def render_fit(det, out: Path) -> None:
+    from odyssey.collapse.calibrate import fpr_resolution
+
     f = det.fit
     console.print(f"detector: {det.statistic}, generated text scores {det.direction} "
                   f"(a document is generated when {det.statistic} {det.rule} {det.threshold:.6g})", highlight=False)
@@ -258,6 +266,9 @@ def render_fit(det, out: Path) -> None:
                   highlight=False)
     others = ", ".join(f"{k} {v:.3f}" for k, v in sorted(f["candidates"].items(), key=lambda kv: -kv[1]))
     console.print(f"  candidates (cross-validated AUROC): {others}", highlight=False)
+    note = fpr_resolution(f["real"], det.target_fpr)
+    if note:
+        console.print(f"  note: {note}", highlight=False)
     console.print(f"saved: {out}   use: odyssey corpus build NAME --from DATA --out DIR --drop-synthetic {out}",
                   highlight=False)
 

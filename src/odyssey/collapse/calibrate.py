@@ -64,6 +64,16 @@ def threshold_at_fpr(positive: Sequence[float], negative: Sequence[float], fpr: 
             "tpr": float(np.mean(pos > t)) if pos.size else float("nan")}
 
 
+def fpr_resolution(real: int, fpr: float) -> str | None:
+    """A warning when ``real`` labelled real documents cannot resolve ``fpr``: the measured
+    false-positive rate moves in steps of ``1 / real``, so a threshold set at a rate below
+    one step rests on the single highest-scoring real document (``None`` when it can)."""
+    if real * fpr >= 1:
+        return None
+    return (f"with {real} real documents the false-positive rate moves in steps of {1 / real:.1%}: a threshold "
+            f"at {fpr:.1%} rests on the most extreme one; label at least {math.ceil(1 / fpr - 1e-9)} real documents")
+
+
 def _values(rows: Sequence[dict], statistic: str) -> np.ndarray:
     v = np.asarray([r.get(statistic, float("nan")) for r in rows], dtype=np.float64)
     return v[np.isfinite(v)]
