@@ -95,3 +95,31 @@ def test_fit_measures_once_then_reads_the_cache(tmp_path, monkeypatch, capsys, t
     with pytest.raises(AssertionError, match="measured again"):
         run([*args, "--set", "data_max_bytes=5000"])
     assert diag.settings_hash(DiagnoseConfig()) != diag.settings_hash(DiagnoseConfig(data_max_bytes=5000))
+
+
+def test_a_rate_fit_on_a_model_without_a_known_final_rate(tmp_path, capsys, tiny_llama_dir, tiny_corpus_dir,
+                                                          general_corpus_dir):
+    """The tiny model has no provenance: without --lr the prediction is for adapting at its
+    (unknown) final rate, ratio 1, said in a note; --lr needs --base-final-lr."""
+    rows = []
+    for i in range(6):
+        x = i / 5
+        for q in (1.0, 10.0):
+            rows.append({"name": f"d{i}", "study": "s", "kind": "custom", "lr": 1e-4 * q, "lr_ratio": q,
+                         "delta_ppl_pct": 20 * x - 12 + 3 * (q > 1) + (-1) ** i, "forgetting_pct": 3.0,
+                         "features": {"ngram_overlap": x, "js_divergence": 0.5 - 0.3 * x + 0.01 * i % 3,
+                                      "base_bits_per_byte": 6.0 - x + 0.1 * (i % 2)}})
+    fit = tmp_path / "rate-fit.json"
+    write_json(fit, fit_predictor(rows, PredictorFitConfig(features=FEATS)))
+    args = ["diagnose", "--model", str(tiny_llama_dir), "--data", str(tiny_corpus_dir),
+            "--reference", str(general_corpus_dir), "--fit", str(fit), *FAST]
+    assert run([*args, "--json"]) == 0, capsys.readouterr().err
+    out = json.loads(capsys.readouterr().out)
+    assert out["lr"] is None and out["lr_ratio"] == 1.0 and out["base_final_lr"] is None
+    assert any("final pretraining learning rate is unknown" in n for n in out["notes"])
+    assert out["safe_lr"]["lr"] is None
+    assert run([*args, "--lr", "1e-3"]) == 2
+    err = capsys.readouterr().err
+    assert "--base-final-lr" in err and len(err.strip().splitlines()) == 1
+    assert run([*args, "--lr", "1e-3", "--base-final-lr", "1e-4"]) == 0
+    assert "at lr 0.001 (10× the base's final rate)" in capsys.readouterr().out

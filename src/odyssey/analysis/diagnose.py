@@ -258,10 +258,15 @@ def diagnose(data: str | os.PathLike, *, model: str | os.PathLike | None = None,
     safe = None
     if rate["features"]:
         safe = largest_safe_rate(fit, features)
-        safe["lr"] = safe["ratio"] * rate["base_final_lr"] if safe["ratio"] is not None else None
-        decision = _with_rate(decision, rate, safe)
+        known = rate["base_final_lr"] is not None
+        safe["lr"] = safe["ratio"] * rate["base_final_lr"] if safe["ratio"] is not None and known else None
+        if known:
+            decision = _with_rate(decision, rate, safe)
+        else:
+            notes.append("the base's final pretraining learning rate is unknown: predicted for adapting at that "
+                         "rate (ratio 1); give base_final_lr (--base-final-lr) to predict at a chosen --lr")
         lo, hi = safe["studied"]
-        if not lo * (1 - 1e-9) <= rate["ratio"] <= hi * (1 + 1e-9):
+        if known and not lo * (1 - 1e-9) <= rate["ratio"] <= hi * (1 + 1e-9):
             notes.append(f"lr {rate['lr']:g} is {rate['ratio']:g}× the base's final rate, outside the studied "
                          f"{lo:g}× to {hi:g}×: the prediction extrapolates")
     notes += _comparability_notes(fit, ref, config, pred)
@@ -280,7 +285,10 @@ def diagnose(data: str | os.PathLike, *, model: str | os.PathLike | None = None,
         "probe": probe_result,
         "fit": {"path": fit.get("_path"), "studies": [s.get("dir") for s in fit.get("studies", [])],
                 "domains": len(fit.get("domains", [])), "features": fit["features"],
-                "loo_sign_accuracy": fitted["loo"]["sign_accuracy"], "loo_mae": fitted["loo"]["mae"]},
+                "loo_domains": fitted["loo"].get("domains"),  # the rows are cells (domain x rate) in a fit on rates
+                "loo_sign_accuracy": fitted["loo"]["sign_accuracy"], "loo_mae": fitted["loo"]["mae"],
+                "loo_sign_accuracy_worse": fitted["loo"].get("sign_accuracy_worse"),
+                "loo_spearman": fitted["loo"].get("spearman")},
         "notes": notes,
     }
 
@@ -294,9 +302,12 @@ def _rate_features(fit: dict, model: str, lr: float | None, base_final_lr: float
                               "at another", "refit it on a study with several rates (odyssey study --lr ...)")
         return {"features": {}}
     final = base_final_lr or _provenance_final_lr(model)
-    if final is None:
-        raise ConfigError(f"the base's final pretraining learning rate of {model} is unknown",
-                          "give --base-final-lr (the rate its pretraining ended at)")
+    if final is None and lr is not None:
+        raise ConfigError(f"the base's final pretraining learning rate of {model} is unknown, so --lr {lr:g} "
+                          "cannot be read as a multiple of it", "give --base-final-lr (the rate its pretraining "
+                          "ended at), or leave --lr out to predict at that rate")
+    if final is None:  # no rate known: predict for continuing at the base's final rate, whatever it was
+        return {"features": {LR_FEATURE: 0.0}, "lr": None, "ratio": 1.0, "base_final_lr": None}
     lr = lr if lr is not None else final
     if not lr > 0:
         raise ConfigError(f"--lr must be > 0, got {lr}")

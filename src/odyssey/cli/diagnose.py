@@ -125,8 +125,11 @@ def render_diagnosis(r: dict) -> None:
     safe = r.get("safe_lr")
     if safe:
         lo_q, hi_q = safe["studied"]
-        best = (f"{safe['lr']:.3g} ({safe['ratio']:.3g}×, predicted {_pct(safe['predicted_delta_ppl_pct'])})"
-                if safe["lr"] is not None else "none: every studied rate is predicted to make it worse")
+        if safe["ratio"] is None:
+            best = "none: every studied rate is predicted to make it worse"
+        else:
+            at_rate = f"{safe['lr']:.3g} ({safe['ratio']:.3g}×, " if safe["lr"] is not None else f"{safe['ratio']:.3g}× ("
+            best = f"{at_rate}predicted {_pct(safe['predicted_delta_ppl_pct'])})"
         console.print(f"largest learning rate predicted not to worsen in-domain perplexity, of {lo_q:.3g}× to "
                       f"{hi_q:.3g}× the base's final rate: {best}", highlight=False)
     table = Table(title=f"evidence (against {r['reference']}, {r['reference_kind']})", title_justify="left")
@@ -139,8 +142,12 @@ def render_diagnosis(r: dict) -> None:
         table.add_row(f["name"], f"{f['value']:.4g}", f"{f['z']:+.2f}", f"×{math.exp(f['contribution_log']):.3f}", rng)
     console.print(table)
     fit = r["fit"]
-    console.print(f"fit: {fit['path']} ({fit['domains']} domains; leave-one-domain-out sign accuracy "
-                  f"{fit['loo_sign_accuracy']:.0%}, mean abs. error {fit['loo_mae']:.2f} points)", highlight=False)
+    rows = (f"{fit['domains']} cells of {fit['loo_domains']} domains" if fit.get("loo_domains")
+            and fit["loo_domains"] != fit["domains"] else f"{fit['domains']} domains")
+    worse = (f", {fit['loo_sign_accuracy_worse']:.0%} of the cells that got worse"
+             if fit.get("loo_sign_accuracy_worse") is not None else "")
+    console.print(f"fit: {fit['path']} ({rows}; leave-one-domain-out sign accuracy {fit['loo_sign_accuracy']:.0%}"
+                  f"{worse}, mean abs. error {fit['loo_mae']:.2f} points)", highlight=False)
     if r.get("probe"):
         p = r["probe"]
         console.print(f"probe: {p['steps']} steps, valid perplexity {p['valid_ppl_before']:.2f} → "
