@@ -59,8 +59,10 @@ def test_ctrl_c_says_how_to_continue(argv, advice):
     module, name = patch.rsplit(".", 1)
     script = textwrap.dedent(f"""
         import importlib, os, signal, sys, time
+        # as in a terminal: a process started in the background of a script inherits SIGINT ignored
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         def interrupted(*args, **kwargs):
-            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C in the terminal
+            signal.raise_signal(signal.SIGINT)  # as Ctrl-C in the terminal, in the main thread
             time.sleep(30)
         setattr(importlib.import_module({module!r}), {name!r}, interrupted)
         from odyssey.cli import run
