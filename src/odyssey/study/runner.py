@@ -180,13 +180,17 @@ class Study:
         """The summary of evaluating ``model`` on ``data``; computed once, then read from the store."""
         from odyssey.evaluate.run import evaluate
 
+        return self.stored(key, lambda: evaluate(
+            model, data, self._eval_config(max_tokens), out_dir=out_dir, energy=self.cfg.energy,
+            allow_pickle=self.cfg.allow_pickle, trust_remote_code=self.cfg.trust_remote_code).summary())
+
+    def stored(self, key: str, compute) -> dict:
+        """The store's entry under ``key``, computed and stored the first time."""
         cached = self.store.get_eval(key)
-        if cached is not None:
-            return cached
-        summary = evaluate(model, data, self._eval_config(max_tokens), out_dir=out_dir, energy=self.cfg.energy,
-                           allow_pickle=self.cfg.allow_pickle, trust_remote_code=self.cfg.trust_remote_code).summary()
-        self.store.put_eval(key, summary)
-        return summary
+        if cached is None:
+            cached = compute()
+            self.store.put_eval(key, cached)
+        return cached
 
     def base_general(self, targets: Targets) -> dict:
         data = f"{targets.general}:test"
@@ -203,12 +207,7 @@ class Study:
             return None
         who = run_sha or self._model_sha(model) or model
         key = f"{label}|tasks|{_sha([who, self._data_sha(targets.general, 'test'), task_settings(self.cfg)])[:16]}"
-        cached = self.store.get_eval(key)
-        if cached is not None:
-            return cached
-        scores = measure_tasks(self.cfg, model, targets.general, work_dir)
-        self.store.put_eval(key, scores)
-        return scores
+        return self.stored(key, lambda: measure_tasks(self.cfg, model, targets.general, work_dir))
 
     def base_tasks(self, targets: Targets) -> dict | None:
         return self.task_scores(targets, "base", targets.model, self.out / "evals" / "base-tasks")
