@@ -23,7 +23,7 @@ and each side's achieved GFLOP/s as a fraction of the machine's fp32 matmul rate
 measured in the same run (see ``bench_common``: the FLOPs of the work each side does;
 lm-eval computes the LM head on every forwarded position, odyssey on the scored ones).
 
-The README's figures, on a quiet machine (about 6 minutes on 2 cores):
+The README's figures, on a quiet machine (about 8 minutes on 2 cores):
 
     python benchmarks/eval_vs_lm_eval.py --repeats 3 --json eval-speed.json
 """
@@ -285,6 +285,7 @@ def main(argv=None) -> int:
         report["workloads"][name] = run_workload(workload, loaded, args, rates["rate_gflops"], work)
         print_workload(name, report["workloads"][name])
     report["machine"]["load_average_at_end"] = os.getloadavg()
+    report["machine"]["threads_at_end"] = torch.get_num_threads()
     bad = disagreements(report, args.tolerance)
     report["agree"] = not bad
     bc.write_report(args.json, report)

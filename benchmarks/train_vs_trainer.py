@@ -24,7 +24,7 @@ Two timings, medians of ``--repeats`` after one warm-up, alternating the sides:
 and each side's achieved GFLOP/s (3x the forward FLOPs, see ``bench_common``) as a
 fraction of the machine's fp32 matmul rate, measured in the same run.
 
-The README's figures, on a quiet machine (about 9 minutes on 2 cores):
+The README's figures, on a quiet machine (about 6 minutes on 2 cores):
 
     python benchmarks/train_vs_trainer.py --repeats 3 --json train-speed.json
 """
@@ -197,7 +197,9 @@ def trainer_child(plan_file: str, out: str) -> None:
     trainer = build_trainer(model, blocks, plan, Path(out))
     trainer.train()
     trainer.save_model(str(Path(out) / "model"))
-    print(json.dumps({"final_loss": final_trainer_loss(trainer)}))
+    import torch
+
+    print(json.dumps({"final_loss": final_trainer_loss(trainer), "threads": torch.get_num_threads()}))
 
 
 # --- the two sides ----------------------------------------------------------------------
@@ -257,7 +259,10 @@ def whole_process_sides(plan: Plan, args, work: Path) -> dict:
         out, env = fresh("trainer-cli")
         argv = [sys.executable, str(Path(__file__).resolve()), "--trainer-child", str(plan_file), "--out", str(out)]
         seconds, stdout = bc.run_process(argv, env)
-        return seconds, json.loads(stdout.strip().splitlines()[-1])["final_loss"]
+        child = json.loads(stdout.strip().splitlines()[-1])
+        if child["threads"] != args.threads:
+            sys.exit(f"the Trainer script ran on {child['threads']} torch threads, not {args.threads}")
+        return seconds, child["final_loss"]
 
     return {"odyssey": odyssey, "Trainer": trainer}
 
@@ -331,6 +336,7 @@ def main(argv=None) -> int:
     report["in_process"], report["in_process_final_loss"] = measure(
         in_process_sides(plan, work), args, flops, tokens, rates["rate_gflops"])
     report["machine"]["load_average_at_end"] = os.getloadavg()
+    report["machine"]["threads_at_end"] = torch.get_num_threads()
     print_report(report)
     bad = [key for key in ("whole_process_final_loss", "in_process_final_loss")
            if key in report and not report[key]["relative_difference"] <= args.tolerance]
