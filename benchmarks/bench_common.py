@@ -213,13 +213,11 @@ def leading_documents(docs: list[dict], tokenizer, max_tokens: int | None) -> li
 # --- output -----------------------------------------------------------------------------
 
 def machine_info(threads: int) -> dict:
-    import platform
-
     import torch
 
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "threads": threads,
-            "torch": torch.__version__, "python": platform.python_version(),
-            "load_average_at_start": os.getloadavg()}
+    from odyssey.energy.meter import _machine  # CPU model, OS, RAM: as energy.csv records them
+
+    return {**_machine(), "threads": threads, "torch": torch.__version__, "load_average_at_start": os.getloadavg()}
 
 
 def print_rate(rates: dict) -> None:

@@ -44,6 +44,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_common as bc  # noqa: E402
 
+from odyssey.machine import cpu_count  # noqa: E402
+
 os.environ.update(bc.OFFLINE_ENV)
 WORKLOADS = {"wiki-arts": ("wiki-arts", "test"), "general": ("general", "test")}
 
@@ -66,7 +68,7 @@ def parse_args(argv=None):
     ap.add_argument("--batch-size", type=int, default=16, help="windows per forward pass, both sides "
                     "(16: the study's test evaluations)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads, both sides "
+    ap.add_argument("--threads", type=int, default=cpu_count(), help="torch threads, both sides "
                     "(default: all cores)")
     ap.add_argument("--matmul-repeats", type=int, default=5, help="timed products per shape and library")
     ap.add_argument("--in-process-only", action="store_true", help="skip the whole-process timings")
