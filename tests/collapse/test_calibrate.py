@@ -19,6 +19,7 @@ from odyssey.collapse.calibrate import (
     fpr_resolution,
     hand_set_detector,
     threshold_at_fpr,
+    weak_separation,
 )
 from odyssey.collapse.config import DetectConfig, Detector
 from odyssey.errors import DataError
@@ -129,3 +130,8 @@ def test_fpr_resolution_warns_exactly_when_the_threshold_rests_on_the_top_real_d
     assert (note is not None) == warned
     if warned:
         assert f"at least {round(1 / fpr)} real documents" in note
+
+
+def test_a_weak_separation_suggests_a_stronger_scorer():
+    assert weak_separation(0.95) is None and weak_separation(0.9) is None and weak_separation(float("nan")) is None
+    assert "0.786" in weak_separation(0.786) and "--model" in weak_separation(0.786)

@@ -198,3 +198,47 @@ def test_detection_grid(tiny_llama_dir, corpus_dir, tmp_path):
     assert set(exp["detection"]["keep-0"]["by_generation"]) == {"1", "2"}
     table = (tmp_path / "grid" / "grid.md").read_text().splitlines()
     assert len(table) == 2 + 4 and "fast_detect" in table[0]
+
+
+def test_detection_by_another_scoring_model(tiny_llama_dir, tiny_gpt2_dir, corpus_dir, tmp_path):
+    """``detect_model`` (another tokenizer) scores the decoded text on its own, filed under
+    its own name beside the default scorer's result; the generations are not redone."""
+    from odyssey.collapse.calibrate import evaluate_detection
+    from odyssey.collapse.config import DetectConfig
+    from odyssey.collapse.detect import score_documents
+    from odyssey.collapse.grid import run_grid
+
+    settings = [x for x in SETTINGS if not x.startswith(("generations=", "keep_real="))] + ["device=cpu"]
+    kw = dict(decodings=["sample-t1.0"], generations=[1], model=str(tiny_llama_dir), progress=False)
+    run_grid([str(corpus_dir)], tmp_path / "grid", overrides=settings, **kw)
+    exp_dir = tmp_path / "grid" / "domain" / "sample-t1.0"
+    weights = exp_dir / "keep-0" / "gen-01" / "model" / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    grid = run_grid([str(corpus_dir)], tmp_path / "grid", overrides=[*settings, f"detect_model={tiny_gpt2_dir}"], **kw)
+    assert weights.stat().st_mtime_ns == stamp  # only the detection step ran again
+    assert [r["scorer"] for r in grid["rows"]] == [tiny_llama_dir.name, tiny_gpt2_dir.name]
+    assert tiny_gpt2_dir.name in (tmp_path / "grid" / "grid.md").read_text()
+    det = json.loads((exp_dir / "results.json").read_text())["detection"]
+    assert set(det) == {"keep-0", f"keep-0 @ {tiny_gpt2_dir}"}
+    entry = det[f"keep-0 @ {tiny_gpt2_dir}"]
+    assert entry["scorer"] == str(tiny_gpt2_dir) and entry["reference"] is None
+    assert "binoculars" not in entry["statistics"] and "binoculars" in det["keep-0"]["statistics"]
+
+    # Independently: decode the real test blocks and generation 1's continuations, score
+    # the text with the other model through the public detect API.
+    tok = load_tokenizer(tiny_llama_dir)
+    eos = tok.eos_token_id
+    cfg = resolve(CollapseConfig, overrides=[f"model={tiny_llama_dir}", f"data={corpus_dir}", f"out={exp_dir}",
+                                             *settings, "generations=1", "keep_real=0"])
+    real = Experiment(cfg, progress=False).real.blocks["test"]
+    gen = np.load(exp_dir / "keep-0" / "gen-01" / "generated-test.npy")
+
+    def as_docs(rows):
+        return [{"text": tok.decode(r[r != eos].tolist(), skip_special_tokens=True)} for r in rows]
+
+    dcfg = DetectConfig(model=str(tiny_gpt2_dir), device="cpu")
+    expected = evaluate_detection(score_documents(as_docs(real), dcfg, progress=False),
+                                  score_documents(as_docs(gen), dcfg, progress=False), 0.1)
+    assert set(expected) == set(entry["statistics"])
+    for stat, v in expected.items():
+        assert entry["statistics"][stat]["auroc_higher"] == pytest.approx(v["auroc_higher"], abs=1e-9)

@@ -157,6 +157,12 @@ def test_detect_cli(tiny_llama_dir, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "fast_detect" in out and "perplexity" in out
     assert "label at least 100 real documents" in " ".join(out.split())  # 12 cannot resolve 1%
+    assert "stronger" not in out  # repeated words are told apart from real text at once
+
+    like_real = tmp_path / "like-real.jsonl"  # the same kind of text: no statistic separates it
+    write_jsonl(like_real, ({"text": t, "id": f"x{i}"} for i, t in enumerate(make_documents(12, seed=6))))
+    code = run(["detect", "--eval", str(real), str(like_real), "--model", str(tiny_llama_dir)])
+    assert code == 0 and "score with a model stronger" in " ".join(capsys.readouterr().out.split())
 
     code = run(["detect", "--data", str(real), "--model", str(tiny_llama_dir)])  # the table
     assert code == 0 and "perplexity" in capsys.readouterr().out

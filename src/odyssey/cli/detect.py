@@ -233,7 +233,7 @@ def render_scores(rows: list[dict], stat: str, *, reference: bool, direction: st
 
 
 def render_evaluation(result: dict, cv: dict, chosen: str, cfg: DetectConfig, pair: list[str]) -> None:
-    from odyssey.collapse.calibrate import fpr_resolution
+    from odyssey.collapse.calibrate import fpr_resolution, weak_separation
 
     table = Table(title=f"real {pair[0]} vs generated {pair[1]}", title_justify="left")
     cols = ("statistic", "AUROC generated higher", "AUROC generated lower", f"{cfg.folds}-fold CV AUROC",
@@ -247,8 +247,9 @@ def render_evaluation(result: dict, cv: dict, chosen: str, cfg: DetectConfig, pa
                       f"{v['fpr']:.1%}", f"{v['tpr']:.1%}")
     console.print(table)
     note = fpr_resolution(next(iter(result.values()))["real"], cfg.fpr) if result else None
-    if note:
-        console.print(f"note: {note}", highlight=False)
+    for line in (note, weak_separation(max((v for v in cv.values() if math.isfinite(v)), default=float("nan")))):
+        if line:
+            console.print(f"note: {line}", highlight=False)
     how = "the best cross-validated AUROC" if cfg.score == "auto" else "--score"
     console.print(f"* chosen by {how}; the threshold is in the better direction on this text. "
                   "odyssey detect fit REAL GENERATED --out detector.json stores statistic, direction and threshold "
@@ -256,7 +257,7 @@ def render_evaluation(result: dict, cv: dict, chosen: str, cfg: DetectConfig, pa
 
 
 def render_fit(det, out: Path) -> None:
-    from odyssey.collapse.calibrate import fpr_resolution
+    from odyssey.collapse.calibrate import fpr_resolution, weak_separation
 
     f = det.fit
     console.print(f"detector: {det.statistic}, generated text scores {det.direction} "
@@ -266,9 +267,9 @@ def render_fit(det, out: Path) -> None:
                   highlight=False)
     others = ", ".join(f"{k} {v:.3f}" for k, v in sorted(f["candidates"].items(), key=lambda kv: -kv[1]))
     console.print(f"  candidates (cross-validated AUROC): {others}", highlight=False)
-    note = fpr_resolution(f["real"], det.target_fpr)
-    if note:
-        console.print(f"  note: {note}", highlight=False)
+    for line in (fpr_resolution(f["real"], det.target_fpr), weak_separation(f["cv_auroc"])):
+        if line:
+            console.print(f"  note: {line}", highlight=False)
     console.print(f"saved: {out}   use: odyssey corpus build NAME --from DATA --out DIR --drop-synthetic {out}",
                   highlight=False)
 

@@ -74,6 +74,20 @@ def fpr_resolution(real: int, fpr: float) -> str | None:
             f"at {fpr:.1%} rests on the most extreme one; label at least {math.ceil(1 / fpr - 1e-9)} real documents")
 
 
+WEAK_AUROC = 0.9  # below this cross-validated AUROC the commands suggest a stronger scoring model
+
+
+def weak_separation(cv_auroc: float) -> str | None:
+    """A hint when even the best statistic separates real from generated text poorly (``None``
+    when it does well): a scorer no better than the generator cannot tell its samples from
+    real text, a stronger one can (README: temperature-1 text of the default base, 0.79 under
+    the base and 1.00 under SmolLM2-135M)."""
+    if not math.isfinite(cv_auroc) or cv_auroc >= WEAK_AUROC:
+        return None
+    return (f"the best statistic reaches cross-validated AUROC {cv_auroc:.3f} only: score with a model stronger "
+            "than the one that wrote the text (--model, e.g. smollm2-135m; see odyssey models)")
+
+
 def _values(rows: Sequence[dict], statistic: str) -> np.ndarray:
     v = np.asarray([r.get(statistic, float("nan")) for r in rows], dtype=np.float64)
     return v[np.isfinite(v)]

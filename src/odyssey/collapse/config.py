@@ -95,6 +95,10 @@ class CollapseConfig(StageConfig):
         None, description="generations whose text is scored against real text (default: the last); "
                           "'1,3' on the command line")
     detect_fpr: float = Field(0.01, gt=0, lt=1, description="false-positive rate of the reported detection threshold")
+    detect_model: str | None = Field(
+        None, description="model that scores the detection's text (default: the pretrained start, generation 0 its "
+                          "reference); another one, best a model stronger than the generator, scores the decoded "
+                          "text on its own, with its own tokenizer")
     tail_quantile: float = Field(0.95, gt=0, lt=1, description="tail mass: share above this quantile of generation 0")
     seed: int = Field(0, description="seed of the block sample, the real-data mix, sampling and training")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where text is generated and scored")

@@ -63,12 +63,20 @@ def grid_rows(domain: str, decoding: str, results: dict) -> list[dict]:
             stats = entry.get("statistics", {})
             auto = entry.get("auto") or {}
             rows.append({"domain": domain, "decoding": decoding, "generation": int(g),
+                         "scorer": scorer_name(entry.get("scorer")),
                          "real": next(iter(stats.values()), {}).get("real"),
                          "generated": next(iter(stats.values()), {}).get("generated"),
                          "auroc_higher": {s: v["auroc_higher"] for s, v in stats.items()},
                          "fitted": {k: auto.get(k) for k in ("statistic", "direction", "auroc", "fpr", "tpr")}
                          if auto else None})
     return rows
+
+
+def scorer_name(scorer: str | None) -> str:
+    """A scoring model as the grid shows it: a model directory by its folder name."""
+    if not scorer:
+        return "–"
+    return Path(scorer).name if Path(scorer).exists() else scorer
 
 
 def run_grid(data: Sequence[str], out: str | Path, *, decodings: Sequence[str] = tuple(DECODINGS),
@@ -105,13 +113,13 @@ def grid_markdown(rows: Sequence[dict]) -> str:
     """The grid as a Markdown table: AUROC with generated text scoring higher per statistic
     (below 0.5: it scores lower), and the fitted detector's statistic, direction and test AUROC."""
     stats = [s for s in STATISTICS if any(s in r["auroc_higher"] for r in rows)]
-    head = ["domain", "decoding", "gen", *stats, "fitted on valid: statistic", "test AUROC"]
-    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(["---"] * 3 + ["---:"] * len(stats) + ["---", "---:"])
+    head = ["domain", "decoding", "gen", "scorer", *stats, "fitted on valid: statistic", "test AUROC"]
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(["---"] * 4 + ["---:"] * len(stats) + ["---", "---:"])
              + " |"]
     for r in rows:
         fit = r.get("fitted") or {}
         arrow = {"higher": "↑", "lower": "↓"}.get(fit.get("direction"), "")
-        cells = [r["domain"], r["decoding"], str(r["generation"]),
+        cells = [r["domain"], r["decoding"], str(r["generation"]), r.get("scorer", "–"),
                  *(_fmt(r["auroc_higher"].get(s)) for s in stats),
                  f"{fit['statistic']} {arrow}" if fit else "–", _fmt(fit.get("auroc"))]
         lines.append("| " + " | ".join(cells) + " |")

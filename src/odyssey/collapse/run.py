@@ -63,7 +63,7 @@ from odyssey.results_store import ResultsStore
 
 # Settings that may change between a run and its continuation: more generations, more
 # series, the detection step; anything else would mix incomparable generations.
-RESUMABLE_CHANGES = ("generations", "keep_real", "detect", "detect_fpr", "detect_generations", "out")
+RESUMABLE_CHANGES = ("generations", "keep_real", "detect", "detect_fpr", "detect_generations", "detect_model", "out")
 SPLITS = ("train", "valid", "test")
 
 
@@ -115,6 +115,7 @@ class Experiment:
         self.store = ResultsStore(self.out / "results.sqlite")
         self._gen0 = None
         self._real_scores: dict[str, list[dict]] = {}
+        self._detect_scorers = None  # detect_model's (model, tokenizer, reference, max_tokens), loaded once
 
     # -- inputs ---------------------------------------------------------------------
     def _real_text(self) -> Real:
@@ -275,8 +276,9 @@ class Experiment:
     # -- detection of a generation's text ------------------------------------------------
     def detection(self, fraction: float, generation: int) -> dict:
         """Real held-out blocks against the generation's continuations of the same real
-        prompts (text no generation trained on). Scoring model: the pretrained start;
-        reference (Fast-DetectGPT's sampling model, Binoculars' observer): generation 0.
+        prompts (text no generation trained on). Scoring model: the pretrained start with
+        generation 0 (the generator of generation 1's text) as reference (Fast-DetectGPT's
+        sampling model, Binoculars' observer); or ``detect_model`` on its own.
 
         ``statistics``: every statistic on the test blocks, AUROC both ways. ``auto``: a
         detector fitted on the valid blocks (statistic by cross-validated AUROC, direction,
@@ -291,20 +293,33 @@ class Experiment:
 
         real = {split: self._real_scored(split) for split in ("valid", "test")}
         gen = {split: self._score(list(self.continuations(fraction, generation, split))) for split in ("valid", "test")}
-        entry = {"generation": generation, "scorer": self.base, "reference": str(self.gen_dir(None, 0) / "model"),
+        cfg = self._detect_config()
+        entry = {"generation": generation, "scorer": cfg.model, "reference": cfg.reference,
                  "statistics": evaluate_detection(real["test"], gen["test"], self.cfg.detect_fpr)}
         if min(len(real["valid"]), len(gen["valid"])) >= MIN_PER_CLASS:
-            cfg = DetectConfig(model=self.base, reference=entry["reference"], fpr=self.cfg.detect_fpr,
-                               seed=self.cfg.seed)
             det = fit_detector(real["valid"], gen["valid"], cfg)
             entry["auto"] = {**detector_on(det, real["test"], gen["test"]), "fit_on": "valid", "valid": det.fit}
         return entry
 
-    def _score(self, ids: list[np.ndarray]) -> list[dict]:
-        from odyssey.collapse.detect import score_token_ids
+    def _detect_config(self) -> DetectConfig:
+        own = self.cfg.detect_model is None
+        return DetectConfig(model=self.base if own else self.cfg.detect_model,
+                            reference=str(self.gen_dir(None, 0) / "model") if own else None,
+                            fpr=self.cfg.detect_fpr, seed=self.cfg.seed, batch_size=self.cfg.generation.batch_size,
+                            device=self.cfg.device, **self.load_kw)
 
-        return score_token_ids(self.base_model, ids, eos_id=self.tokenizer.eos_token_id, reference=self.gen0_model(),
-                               batch_size=self.cfg.generation.batch_size)
+    def _score(self, ids: list[np.ndarray]) -> list[dict]:
+        """Detection scores of token rows: under the pretrained start and generation 0; or,
+        with ``detect_model``, of their decoded text under that model (its own tokenizer)."""
+        from odyssey.collapse.detect import load_scorers, score_documents, score_token_ids
+
+        if self.cfg.detect_model is None:
+            return score_token_ids(self.base_model, ids, eos_id=self.tokenizer.eos_token_id,
+                                   reference=self.gen0_model(), batch_size=self.cfg.generation.batch_size)
+        if self._detect_scorers is None:
+            self._detect_scorers = load_scorers(self._detect_config())
+        docs = [{"text": self.tokenizer.decode(np.asarray(r).tolist(), skip_special_tokens=True)} for r in ids]
+        return score_documents(docs, self._detect_config(), scorers=self._detect_scorers, progress=False)
 
     def _real_scored(self, split: str) -> list[dict]:
         """The real blocks of ``split`` scored once (the same for every generation)."""
@@ -317,7 +332,9 @@ class Experiment:
         """Detection of each generation ``detect_generations`` names, computed once each;
         the series' entry is the last one's, with every one under ``by_generation``."""
         det = self.store.get_meta("detection", {})
-        key = series_name(fraction)
+        # Each scoring model's results under their own name: a stored result is reused only
+        # for the scorer that computed it.
+        key = series_name(fraction) + (f" @ {self.cfg.detect_model}" if self.cfg.detect_model else "")
         by_gen = dict(det.get(key, {}).get("by_generation", {}))
         for g in self.cfg.detected_generations():
             if str(g) not in by_gen:
