@@ -156,37 +156,6 @@ def test_cpu_head_gemm_routes_equal_naive(tiny_model_dir, monkeypatch, use_numpy
         np.testing.assert_allclose(g, np.asarray(want, dtype=np.float32), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("numpy_route", [True, False])
-def test_body_linears_on_numpy_equal_naive_and_are_restored(tiny_llama_dir, monkeypatch, numpy_route):
-    """With the numpy route every plain Linear of the body runs on numpy's GEMM during the
-    evaluation (and only then); either way the NLLs are the naive ones to 1e-4, and the
-    perplexity of the two routes agrees to 1e-4 relative (issue 17)."""
-    from odyssey.evaluate import nll as nll_mod
-
-    monkeypatch.setattr(nll_mod, "numpy_gemm_is_faster", lambda: numpy_route)
-    model, tok = _load(tiny_llama_dir)
-    linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
-    calls = []
-    real = nll_mod._numpy_linear_forward
-
-    def counting(module):
-        forward = real(module)
-        return lambda x: (calls.append(1), forward(x))[1]
-
-    monkeypatch.setattr(nll_mod, "_numpy_linear_forward", counting)
-    ids = [np.asarray(tok(d["text"], add_special_tokens=False).input_ids) for d in _docs(tok)]
-    got = token_nlls(model, ids, prefix_id=tok.eos_token_id, context_length=33, stride=16, batch_size=3)
-    assert bool(calls) is numpy_route and all("forward" not in m.__dict__ for m in linears)
-    for g, want in zip(got, _naive(tiny_llama_dir, 33, 16), strict=True):
-        np.testing.assert_allclose(g, np.asarray(want, dtype=np.float32), rtol=1e-4, atol=1e-4)
-    total = sum(float(np.sum(g, dtype=np.float64)) for g in got)
-    monkeypatch.setattr(nll_mod, "numpy_gemm_is_faster", lambda: not numpy_route)
-    other = token_nlls(model, ids, prefix_id=tok.eos_token_id, context_length=33, stride=16, batch_size=3)
-    other_total = sum(float(np.sum(g, dtype=np.float64)) for g in other)
-    n = sum(len(g) for g in got)
-    assert math.exp(total / n) == pytest.approx(math.exp(other_total / n), rel=1e-4)
-
-
 @pytest.mark.parametrize(("vendor", "blas", "mkl", "numpy_route"), [
     ("AuthenticAMD", {"openblas"}, True, True), ("GenuineIntel", {"openblas"}, True, False),
     ("AuthenticAMD", {"mkl"}, True, False), ("AuthenticAMD", {"openblas"}, False, False), (None, set(), False, False)])

@@ -18,10 +18,6 @@ runs ``model(ids).logits`` per window and takes a full-vocabulary ``log_softmax`
   (CPU vendor, BLAS libraries), never a timing: a route chosen by timing changed with
   the load of the machine, and the two GEMMs round differently, so a repeated
   evaluation differed in the last bits (nll_sum by ~1e-9 relative).
-- **The body's GEMMs too.** On the same machines MKL's float32 GEMM on the body's
-  skinny shapes (thousands of rows by a few hundred columns) reaches a third to a half
-  of OpenBLAS's with two threads, so there every plain ``nn.Linear`` of the model runs
-  on OpenBLAS for the evaluation (:func:`_numpy_linears`; restored afterwards).
 - **Per-request Python.** Index arrays are built once per batch with numpy; results
   go back to the host once per batch.
 - ``torch.inference_mode``, ``use_cache=False`` (no key/value cache is built).
@@ -167,40 +163,6 @@ class _CpuHead:
         return torch.from_numpy(out)
 
 
-@contextlib.contextmanager
-def _numpy_linears(model, device: torch.device):
-    """Every plain float32 ``nn.Linear`` of ``model`` runs its GEMM on numpy (OpenBLAS)
-    inside the block, where the head's rule says that is the faster route; a module whose
-    ``forward`` is already replaced (accelerate hooks, other wrappers) is left alone."""
-    applies = (device.type == "cpu" and not torch.is_autocast_enabled("cpu") and _has_threadpoolctl()
-               and numpy_gemm_is_faster())
-    patched = [m for m in model.modules() if applies and type(m) is torch.nn.Linear
-               and m.weight.dtype == torch.float32 and "forward" not in m.__dict__]
-    for m in patched:
-        m.forward = _numpy_linear_forward(m)
-    try:
-        yield
-    finally:
-        for m in patched:
-            del m.forward
-
-
-def _numpy_linear_forward(module: torch.nn.Linear):
-    weight_t = module.weight.detach().numpy().T  # (in, out), a view
-    bias = None if module.bias is None else module.bias.detach().numpy()
-    original = type(module).forward.__get__(module)
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32 or x.requires_grad or x.device.type != "cpu":
-            return original(x)
-        out = x.reshape(-1, x.shape[-1]).numpy() @ weight_t
-        if bias is not None:
-            out += bias
-        return torch.from_numpy(out).reshape(*x.shape[:-1], out.shape[-1])
-
-    return forward
-
-
 @functools.cache
 def numpy_gemm_is_faster() -> bool:
     """Whether the head's GEMM runs on numpy here: a fixed property of the machine, so
@@ -315,7 +277,6 @@ def token_nlls(
     try:
         with torch.inference_mode(), _autocast(model, device, dtype), \
                 _blas_threads(torch.get_num_threads()) if device.type == "cpu" else contextlib.nullcontext(), \
-                _numpy_linears(model, device), \
                 progress_bar(scorer.total_rows, "evaluate", unit="tokens", enabled=progress) as advance:
             d0, w0 = jobs[-1]
             scorer.check_split(torch.as_tensor(seqs[d0][w0.input_start:w0.input_end][:16],
