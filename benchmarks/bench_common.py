@@ -91,7 +91,7 @@ def matmul_shapes(shape: ModelShape, rows: int) -> dict[str, tuple[int, int, int
             f"{rows}x{d} @ {d}x{shape.vocab} (LM head)": (rows, d, shape.vocab)}
 
 
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     fn()  # warm-up: allocation, BLAS thread start
     times = []
     for _ in range(repeats):
@@ -116,9 +116,9 @@ def matmul_rates(shapes: dict[str, tuple[int, int, int]], threads: int, repeats:
         out = torch.empty(m, n)
         an, bn, outn = a.numpy(), b.numpy(), np.empty((m, n), dtype=np.float32)
         flops = 2 * m * k * n
-        torch_s = _median_seconds(lambda: torch.matmul(a, b, out=out), repeats)  # noqa: B023
+        torch_s = median_seconds(lambda: torch.matmul(a, b, out=out), repeats)  # noqa: B023
         with threadpool_limits(limits=threads, user_api="blas"):
-            numpy_s = _median_seconds(lambda: np.matmul(an, bn, out=outn), repeats)  # noqa: B023
+            numpy_s = median_seconds(lambda: np.matmul(an, bn, out=outn), repeats)  # noqa: B023
         per_shape[label] = {"torch": flops / torch_s / 1e9, "numpy": flops / numpy_s / 1e9}
     best = max(((v, f"{lib} {label}") for label, r in per_shape.items() for lib, v in r.items()))
     return {"gflops_per_shape": per_shape, "rate_gflops": best[0], "rate_from": best[1], "threads": threads}
@@ -148,6 +148,19 @@ def interleaved(sides: dict[str, Callable[[], tuple[float, object]]], repeats: i
             seconds, payloads[name] = sides[name]()
             times[name].append(seconds)
     return payloads, times
+
+
+def add_common_args(ap, *, tolerance: float, tolerance_help: str) -> None:
+    """The options both speed benchmarks share."""
+    from odyssey.machine import cpu_count
+
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=cpu_count(), help="torch threads, both sides "
+                    "(default: all cores)")
+    ap.add_argument("--matmul-repeats", type=int, default=5, help="timed products per shape and library")
+    ap.add_argument("--in-process-only", action="store_true", help="skip the whole-process timings")
+    ap.add_argument("--tolerance", type=float, default=tolerance, help=tolerance_help)
+    ap.add_argument("--json", help="write every figure to this JSON file")
 
 
 def thread_env(threads: int) -> dict[str, str]:

@@ -44,8 +44,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_common as bc  # noqa: E402
 
-from odyssey.machine import cpu_count  # noqa: E402
-
 os.environ.update(bc.OFFLINE_ENV)
 WORKLOADS = {"wiki-arts": ("wiki-arts", "test"), "general": ("general", "test")}
 
@@ -67,14 +65,7 @@ def parse_args(argv=None):
     ap.add_argument("--model", help="model directory (default: the shipped default base)")
     ap.add_argument("--batch-size", type=int, default=16, help="windows per forward pass, both sides "
                     "(16: the study's test evaluations)")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=cpu_count(), help="torch threads, both sides "
-                    "(default: all cores)")
-    ap.add_argument("--matmul-repeats", type=int, default=5, help="timed products per shape and library")
-    ap.add_argument("--in-process-only", action="store_true", help="skip the whole-process timings")
-    ap.add_argument("--tolerance", type=float, default=1e-6,
-                    help="largest relative difference of the bits per byte accepted")
-    ap.add_argument("--json", help="write every figure to this JSON file")
+    bc.add_common_args(ap, tolerance=1e-6, tolerance_help="largest relative difference of the bits per byte accepted")
     return ap.parse_args(argv)
 
 

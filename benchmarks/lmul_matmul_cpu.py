@@ -14,25 +14,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_common as bc  # noqa: E402
 
 SHAPES = [  # (M, K, N): square, a linear layer of the default base model, attention scores
     (512, 512, 512),
     (1024, 256, 688),
     (256, 64, 256),
 ]
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up (compilation, allocator)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -55,10 +49,10 @@ def main() -> None:
     for M, K, N in SHAPES:
         gen = torch.Generator().manual_seed(0)
         a, b = torch.randn(M, K, generator=gen), torch.randn(K, N, generator=gen)
-        t_torch = median_time(lambda a=a, b=b: torch.matmul(a, b), args.repeats)
-        t_lmul = median_time(lambda a=a, b=b: lmul_matmul(a, b, args.mantissa), args.repeats)
+        t_torch = bc.median_seconds(lambda a=a, b=b: torch.matmul(a, b), args.repeats)
+        t_lmul = bc.median_seconds(lambda a=a, b=b: lmul_matmul(a, b, args.mantissa), args.repeats)
         ea, eb = encode_operand(a[None], spec), encode_operand(b[None], spec)
-        t_kernel = median_time(lambda ea=ea, eb=eb: matmul_encoded(ea, eb, spec), args.repeats)
+        t_kernel = bc.median_seconds(lambda ea=ea, eb=eb: matmul_encoded(ea, eb, spec), args.repeats)
         ratio = t_torch / t_lmul
         ratios.append(ratio)
         print(f"{f'{M} x {K} x {N}':>18} {t_torch * 1e3:10.2f} {t_lmul * 1e3:10.2f} {t_kernel * 1e3:10.2f} "

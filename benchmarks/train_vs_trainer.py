@@ -45,8 +45,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_common as bc  # noqa: E402
 
-from odyssey.machine import cpu_count  # noqa: E402
-
 os.environ.update(bc.OFFLINE_ENV)
 
 
@@ -81,14 +79,7 @@ def parse_args(argv=None):
     ap.add_argument("--block-size", type=int, help="tokens per block (default: min(model context, 512))")
     ap.add_argument("--world", help="world directory (default: the default world)")
     ap.add_argument("--model", help="model directory (default: the shipped default base)")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=cpu_count(), help="torch threads, both sides "
-                    "(default: all cores)")
-    ap.add_argument("--matmul-repeats", type=int, default=5, help="timed products per shape and library")
-    ap.add_argument("--in-process-only", action="store_true", help="skip the whole-process timings")
-    ap.add_argument("--tolerance", type=float, default=1e-4,
-                    help="largest relative difference of the final losses accepted (same computation)")
-    ap.add_argument("--json", help="write every figure to this JSON file")
+    bc.add_common_args(ap, tolerance=1e-4, tolerance_help="largest relative difference of the final losses accepted (same computation)")
     ap.add_argument("--trainer-child", metavar="PLAN_JSON", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
