@@ -153,10 +153,15 @@ def test_report_escapes_generated_text(tmp_path):
     assert "+20.0%" in html
 
 
-def test_bad_input_is_one_line(tiny_llama_dir, tmp_path, capsys):
+def test_bad_input_is_one_line(tiny_llama_dir, corpus_dir, tmp_path, capsys):
     code = run(["collapse", "--model", str(tiny_llama_dir), "--data", str(tmp_path), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 2 and "not a corpus directory" in err and "Traceback" not in err
+    code = run(["collapse", "--model", str(tiny_llama_dir), "--data", str(corpus_dir), "--out", str(tmp_path / "o"),
+                "detect_model=/nowhere/model"])
+    err = capsys.readouterr().err
+    assert code == 2 and "model not found: /nowhere/model" in err and "Traceback" not in err
+    assert not (tmp_path / "o" / "gen-00").exists()  # refused before any generation
     code = run(["collapse", "--data", str(tmp_path), "--keep-real", "0,1.5"])
     err = capsys.readouterr().err
     assert code == 2 and "keep_real" in err and "Traceback" not in err
