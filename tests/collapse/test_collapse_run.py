@@ -158,7 +158,7 @@ def test_bad_input_is_one_line(tiny_llama_dir, corpus_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "not a corpus directory" in err and "Traceback" not in err
     code = run(["collapse", "--model", str(tiny_llama_dir), "--data", str(corpus_dir), "--out", str(tmp_path / "o"),
-                "detect_model=/nowhere/model"])
+                "--detect-model", "/nowhere/model"])
     err = capsys.readouterr().err
     assert code == 2 and "model not found: /nowhere/model" in err and "Traceback" not in err
     assert not (tmp_path / "o" / "gen-00").exists()  # refused before any generation

@@ -26,6 +26,7 @@ def collapse_command(
     top_p: float = option_for(CollapseConfig, "generation.top_p", "--top-p"),
     start: str = option_for(CollapseConfig, "start", "--start"),
     max_blocks: int = option_for(CollapseConfig, "max_blocks", "--max-blocks"),
+    detect_model: str = option_for(CollapseConfig, "detect_model", "--detect-model"),
     config: Path = typer.Option(None, "--config", help="YAML file with a CollapseConfig"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
     overrides: list[str] = typer.Argument(None, help="dotted key=value overrides, e.g. recipe.train.epochs=2"),
@@ -45,7 +46,7 @@ def collapse_command(
         "data": data, "model": model, "generations": generations, "keep_real": keep_real,
         "generation.strategy": None if sampling is None else ("sample" if sampling else "beam"),
         "generation.temperature": temperature, "generation.top_p": top_p, "start": start,
-        "max_blocks": max_blocks, "out": str(out) if out else None,
+        "max_blocks": max_blocks, "detect_model": detect_model, "out": str(out) if out else None,
     } | ({} if out or (config and "out" in _yaml_keys(config)) else {"out": default_out}))
     results = run_collapse(cfg, progress=progress, console=console)
     render_results(results)

@@ -185,6 +185,8 @@ def grid_command(
     decodings: str = typer.Option("beam,sample-t1.0,sample-t0.7,top-p-0.9", "--decodings",
                                   help="comma list of: beam (5-way), sample-t1.0, sample-t0.7, top-p-0.9"),
     generations: str = option_for(CollapseConfig, "detect_generations", "--generations", more="(default: 1,3)"),
+    detect_model: str = option_for(CollapseConfig, "detect_model", "--detect-model",
+                                   more="(run the grid again with it: only the detection is redone)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show progress bars"),
     overrides: list[str] = typer.Argument(None, help="CollapseConfig key=value overrides for every experiment, "
                                           "e.g. max_blocks=96 max_test_blocks=64"),
@@ -194,6 +196,7 @@ def grid_command(
     fitted on the valid blocks measured on the test blocks.
 
     Example: odyssey detect grid --data world/domains/wiki-history --out grid max_blocks=96
+    [--detect-model smollm2-135m]
     """
     from odyssey.collapse.grid import grid_markdown, run_grid
     from odyssey.errors import ConfigError
@@ -205,7 +208,8 @@ def grid_command(
     except ValueError as e:
         raise ConfigError(f"--generations {generations!r} is not a comma list of numbers", "e.g. --generations 1,3") from e
     grid = run_grid(data, out, decodings=[d for d in decodings.split(",") if d], generations=gens,
-                    overrides=list(overrides or []), model=model, progress=progress, console=console)
+                    overrides=[*(overrides or []), *([f"detect_model={detect_model}"] if detect_model else [])],
+                    model=model, progress=progress, console=console)
     console.print(grid_markdown(grid["rows"]), highlight=False)
     console.print(f"{grid['total_seconds']:.0f} s; grid: {out / 'grid.md'}, {out / 'grid.json'}; a report per "
                   f"experiment under {out}", highlight=False)
