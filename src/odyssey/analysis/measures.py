@@ -38,7 +38,7 @@ def js_divergence(p: Mapping[str, float], q: Mapping[str, float]) -> float:
     >>> js_divergence({"a": 1, "b": 1}, {"a": 1, "b": 1}), js_divergence({"a": 1}, {"b": 1})
     (0.0, 1.0)
     """
-    vocab = list(set(p) | set(q))
+    vocab = sorted(set(p) | set(q))  # a fixed order: the sums, and so the last bits, the same every run
     if not vocab:
         raise DataError("both word distributions are empty")
     P = np.fromiter((p.get(w, 0.0) for w in vocab), dtype=np.float64, count=len(vocab))
