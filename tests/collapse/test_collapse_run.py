@@ -219,7 +219,7 @@ def test_detection_by_another_scoring_model(tiny_llama_dir, tiny_gpt2_dir, corpu
     exp_dir = tmp_path / "grid" / "domain" / "sample-t1.0"
     weights = exp_dir / "keep-0" / "gen-01" / "model" / "model.safetensors"
     stamp = weights.stat().st_mtime_ns
-    grid = run_grid([str(corpus_dir)], tmp_path / "grid", overrides=[*settings, f"detect_model={tiny_gpt2_dir}"], **kw)
+    grid = run_grid([str(corpus_dir)], tmp_path / "grid", overrides=settings, detect_model=str(tiny_gpt2_dir), **kw)
     assert weights.stat().st_mtime_ns == stamp  # only the detection step ran again
     assert [r["scorer"] for r in grid["rows"]] == [tiny_llama_dir.name, tiny_gpt2_dir.name]
     assert tiny_gpt2_dir.name in (tmp_path / "grid" / "grid.md").read_text()

@@ -208,8 +208,8 @@ def grid_command(
     except ValueError as e:
         raise ConfigError(f"--generations {generations!r} is not a comma list of numbers", "e.g. --generations 1,3") from e
     grid = run_grid(data, out, decodings=[d for d in decodings.split(",") if d], generations=gens,
-                    overrides=[*(overrides or []), *([f"detect_model={detect_model}"] if detect_model else [])],
-                    model=model, progress=progress, console=console)
+                    overrides=list(overrides or []), model=model, detect_model=detect_model, progress=progress,
+                    console=console)
     console.print(grid_markdown(grid["rows"]), highlight=False)
     console.print(f"{grid['total_seconds']:.0f} s; grid: {out / 'grid.md'}, {out / 'grid.json'}; a report per "
                   f"experiment under {out}", highlight=False)

@@ -34,7 +34,7 @@ DECODINGS: dict[str, dict] = {
 
 def grid_configs(data: Sequence[str], out: str | Path, *, decodings: Sequence[str] = tuple(DECODINGS),
                  generations: Sequence[int] = (1, 3), overrides: Sequence[str] = (),
-                 model: str | None = None) -> list[tuple[str, str, CollapseConfig]]:
+                 model: str | None = None, detect_model: str | None = None) -> list[tuple[str, str, CollapseConfig]]:
     """``(domain, decoding, config)`` of every experiment of the grid."""
     unknown = [d for d in decodings if d not in DECODINGS]
     if unknown:
@@ -46,7 +46,7 @@ def grid_configs(data: Sequence[str], out: str | Path, *, decodings: Sequence[st
     configs = []
     for spec, name in zip(data, names, strict=True):
         for decoding in decodings:
-            values = {"data": str(spec), "out": str(out / name / decoding), "model": model,
+            values = {"data": str(spec), "out": str(out / name / decoding), "model": model, "detect_model": detect_model,
                       "generations": max(generations), "keep_real": [0.0],
                       "detect_generations": sorted(set(generations)),
                       **{f"generation.{k}": v for k, v in DECODINGS[decoding].items()}}
@@ -81,6 +81,7 @@ def scorer_name(scorer: str | None) -> str:
 
 def run_grid(data: Sequence[str], out: str | Path, *, decodings: Sequence[str] = tuple(DECODINGS),
              generations: Sequence[int] = (1, 3), overrides: Sequence[str] = (), model: str | None = None,
+             detect_model: str | None = None,
              progress: bool = True, console: Console | None = None) -> dict:
     """Run (or continue) every experiment of the grid; write ``grid.json`` and ``grid.md``."""
     from odyssey import __version__
@@ -90,7 +91,7 @@ def run_grid(data: Sequence[str], out: str | Path, *, decodings: Sequence[str] =
 
     console = console or Console(stderr=True)
     configs = grid_configs(data, out, decodings=decodings, generations=generations, overrides=overrides,
-                           model=model)
+                           model=model, detect_model=detect_model)
     rows, seconds = [], {}
     for domain, decoding, cfg in configs:
         console.print(f"grid: {domain}, {decoding}", highlight=False)

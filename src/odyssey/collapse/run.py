@@ -109,11 +109,11 @@ class Experiment:
         self.base = cfg.model or str(default_base_path())
         kw = dict(allow_pickle=cfg.allow_pickle, trust_remote_code=cfg.trust_remote_code)
         self.tokenizer = load_tokenizer(self.base, trust_remote_code=cfg.trust_remote_code)
-        self.base_model = load_model(self.base, device=self.device, **kw)
         if cfg.detect and cfg.detect_model:
             from odyssey.models.resolve import resolve_source
 
             resolve_source(cfg.detect_model)  # a wrong name fails now, not after the generations
+        self.base_model = load_model(self.base, device=self.device, **kw)
         self.load_kw = kw
         self.real = self._real_text()
         self.store = ResultsStore(self.out / "results.sqlite")
